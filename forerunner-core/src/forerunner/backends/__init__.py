@@ -1,0 +1,1 @@
+"""The embedded backends of forerunner-core: ``memory://`` and ``sqlite://``."""

@@ -1,0 +1,169 @@
+"""The records every part of forerunner exchanges (design §2).
+
+They are frozen ``attrs`` classes: a job changes by making a new record with
+:func:`attrs.evolve`, never by mutating one that another thread may hold. Validators
+check only what a record can check alone (aware datetimes, ranges, which states a
+report may carry); the rules between records belong to the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, Final
+
+import attrs
+
+__all__ = [
+    "REPORT_STATES",
+    "TERMINAL_STATES",
+    "Job",
+    "JobError",
+    "JobState",
+    "QueueEntry",
+    "Report",
+    "utc",
+]
+
+#: A JSON value: what ``json.loads`` returns. Kept as ``Any`` because mypy has no
+#: recursive alias that accepts the values people actually pass.
+JSON = Any
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life (design §2).
+
+    ``StrEnum`` so that a state is its own wire and database form: ``"queued"``.
+    """
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the states a job leaves only by a manual retry."""
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES: Final = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+#: The states a worker's report may move a running job to.
+REPORT_STATES: Final = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED, JobState.SCHEDULED}
+)
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """Return ``value`` in UTC; refuse naive datetimes, whose meaning depends on the host."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"datetime {value!r} is naive; forerunner stores only aware UTC times")
+    return value.astimezone(dt.UTC)
+
+
+def _aware(_: object, attribute: attrs.Attribute[Any], value: dt.datetime | None) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"{attribute.name}={value!r} is naive; pass a timezone-aware datetime")
+
+
+def _optional_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(dt.UTC)
+
+
+def _non_empty(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} must be a non-empty string")
+
+
+@attrs.frozen(kw_only=True)
+class JobError:
+    """Why an attempt failed: enough to show a user without access to the worker's logs."""
+
+    #: The exception's class name, or a forerunner reason such as ``"LeaseExpired"``.
+    type: str
+    #: ``str(exception)``.
+    message: str
+    #: The formatted traceback, when one exists.
+    traceback: str | None = None
+
+
+def _time() -> Any:
+    """An optional aware datetime field, normalised to UTC."""
+    return attrs.field(default=None, converter=_optional_utc, validator=_aware)
+
+
+@attrs.frozen(kw_only=True)
+class Job:
+    """One unit of work and everything known about it; the store holds the true copy."""
+
+    #: Assigned by the manager; unique and sortable by creation time (UUIDv7 text).
+    id: str = attrs.field(validator=[attrs.validators.instance_of(str), _non_empty])
+    #: The task name a worker must have registered.
+    type: str = attrs.field(validator=[attrs.validators.instance_of(str), _non_empty])
+    #: JSON value handed to the task.
+    data: JSON = None
+    state: JobState = attrs.field(default=JobState.QUEUED, converter=JobState)
+    #: Higher runs first.
+    priority: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+    #: How many times the job was claimed so far; 0 before the first run.
+    attempt: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    #: After a failed or lost attempt the job is retried while ``attempt < max_attempts``.
+    max_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: Idempotency key: at most one job per key exists in a store.
+    key: str | None = None
+    #: Not before this time (scheduled jobs, retry back-off).
+    run_at: dt.datetime | None = _time()
+    #: Seconds one attempt may run.
+    timeout: float | None = None
+    created_at: dt.datetime | None = _time()
+    started_at: dt.datetime | None = _time()
+    finished_at: dt.datetime | None = _time()
+    #: Id of the worker holding (or, once finished, that held) the latest attempt.
+    worker: str | None = None
+    #: The current attempt is lost when this passes without renewal; None unless running.
+    lease_until: dt.datetime | None = _time()
+    #: The latest progress the running attempt reported.
+    progress: JSON = None
+    #: What the task returned (succeeded jobs).
+    result: JSON = None
+    #: The error of the latest failed or lost attempt; cleared when the job succeeds.
+    error: JobError | None = None
+
+
+@attrs.frozen(kw_only=True)
+class QueueEntry:
+    """What the queue orders: just enough to pick the next job, never the job itself."""
+
+    job_id: str = attrs.field(validator=[attrs.validators.instance_of(str), _non_empty])
+    type: str = attrs.field(validator=[attrs.validators.instance_of(str), _non_empty])
+    priority: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+
+
+def _report_state(_: object, attribute: attrs.Attribute[Any], value: JobState) -> None:
+    if value not in REPORT_STATES:
+        allowed = ", ".join(sorted(REPORT_STATES))
+        raise ValueError(f"{attribute.name}={value.value!r}: a report moves a job to {allowed}")
+
+
+@attrs.frozen(kw_only=True)
+class Report:
+    """A worker's account of one attempt, applied by :meth:`Store.finish` only if still current."""
+
+    job_id: str
+    #: The attempt this report is about; fences out reports of older attempts.
+    attempt: int = attrs.field(validator=attrs.validators.ge(1))
+    #: ``succeeded``, ``failed``, ``queued`` (retry now) or ``scheduled`` (retry at ``run_at``).
+    state: JobState = attrs.field(converter=JobState, validator=_report_state)
+    now: dt.datetime = attrs.field(converter=utc)
+    result: JSON = None
+    error: JobError | None = None
+    run_at: dt.datetime | None = _time()
+
+    def __attrs_post_init__(self) -> None:
+        if self.state is JobState.SCHEDULED and self.run_at is None:
+            raise ValueError("a report with state 'scheduled' needs run_at")

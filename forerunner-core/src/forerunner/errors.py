@@ -39,7 +39,9 @@ class ConfigurationError(ForerunnerError):
 class UnknownBackendError(ConfigurationError):
     """No installed plugin provides a backend for that URL's scheme."""
 
-    def __init__(self, message: str | None = None, *, scheme: str = "", known: tuple[str, ...] = ()):
+    def __init__(
+        self, message: str | None = None, *, scheme: str = "", known: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         #: The scheme that was asked for.
         self.scheme = scheme

@@ -92,11 +92,6 @@ class JobError:
     traceback: str | None = None
 
 
-def _time() -> Any:
-    """An optional aware datetime field, normalised to UTC."""
-    return attrs.field(default=None, converter=_optional_utc, validator=_aware)
-
-
 @attrs.frozen(kw_only=True)
 class Job:
     """One unit of work and everything known about it; the store holds the true copy."""
@@ -117,16 +112,26 @@ class Job:
     #: Idempotency key: at most one job per key exists in a store.
     key: str | None = None
     #: Not before this time (scheduled jobs, retry back-off).
-    run_at: dt.datetime | None = _time()
+    run_at: dt.datetime | None = attrs.field(
+        default=None, converter=_optional_utc, validator=_aware
+    )
     #: Seconds one attempt may run.
     timeout: float | None = None
-    created_at: dt.datetime | None = _time()
-    started_at: dt.datetime | None = _time()
-    finished_at: dt.datetime | None = _time()
+    created_at: dt.datetime | None = attrs.field(
+        default=None, converter=_optional_utc, validator=_aware
+    )
+    started_at: dt.datetime | None = attrs.field(
+        default=None, converter=_optional_utc, validator=_aware
+    )
+    finished_at: dt.datetime | None = attrs.field(
+        default=None, converter=_optional_utc, validator=_aware
+    )
     #: Id of the worker holding (or, once finished, that held) the latest attempt.
     worker: str | None = None
     #: The current attempt is lost when this passes without renewal; None unless running.
-    lease_until: dt.datetime | None = _time()
+    lease_until: dt.datetime | None = attrs.field(
+        default=None, converter=_optional_utc, validator=_aware
+    )
     #: The latest progress the running attempt reported.
     progress: JSON = None
     #: What the task returned (succeeded jobs).
@@ -162,7 +167,9 @@ class Report:
     now: dt.datetime = attrs.field(converter=utc)
     result: JSON = None
     error: JobError | None = None
-    run_at: dt.datetime | None = _time()
+    run_at: dt.datetime | None = attrs.field(
+        default=None, converter=_optional_utc, validator=_aware
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.state is JobState.SCHEDULED and self.run_at is None:

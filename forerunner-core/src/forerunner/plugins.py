@@ -153,12 +153,12 @@ class Registry:
         try:
             manager.check_pending()
         except pluggy.PluginValidationError as error:
-            info = infos.get(manager.get_name(error.plugin) or "", None)
-            described = info.describe() if info else repr(error.plugin)
+            culprit = infos.get(manager.get_name(error.plugin) or "")
+            described = culprit.describe() if culprit else repr(error.plugin)
             raise PluginError(
                 f"{described} implements a hook forerunner does not define: {error}",
-                plugin=info.name if info else "",
-                distribution=info.distribution if info else None,
+                plugin=culprit.name if culprit else "",
+                distribution=culprit.distribution if culprit else None,
             ) from error
         return cls(manager, infos)
 

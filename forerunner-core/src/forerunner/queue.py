@@ -49,9 +49,7 @@ class Queue(Protocol):
         """
         ...
 
-    def pop(
-        self, types: Sequence[str], count: int = 1, timeout: float = 0.0
-    ) -> list[QueueEntry]:
+    def pop(self, types: Sequence[str], count: int = 1, timeout: float = 0.0) -> list[QueueEntry]:
         """Remove and return up to ``count`` waiting entries whose type is in ``types``.
 
         Only those types [queue.pop.types]; ``min(count, matching)`` of them
@@ -73,7 +71,10 @@ class Queue(Protocol):
         ...
 
     def remove(self, job_ids: Sequence[str]) -> int:
-        """Drop these waiting entries (cancellation) and return how many were dropped [queue.remove.drops]."""
+        """Drop these waiting entries and return how many were dropped [queue.remove.drops].
+
+        The manager calls it on cancellation so a cancelled job is not handed out.
+        """
         ...
 
     def size(self, types: Sequence[str] | None = None) -> int:

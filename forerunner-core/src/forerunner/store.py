@@ -76,7 +76,10 @@ class Store(Protocol):
         ...
 
     def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
-        """Record progress while the job runs ``attempt``; return whether it was recorded [store.progress.fenced]."""
+        """Record progress while the job runs ``attempt``; return whether it was.
+
+        [store.progress.fenced]: a late worker's progress must not show on the next attempt.
+        """
         ...
 
     def finish(self, reports: Sequence[Report]) -> list[Job | None]:
@@ -103,7 +106,10 @@ class Store(Protocol):
         ...
 
     def promote_due(self, now: dt.datetime, limit: int) -> list[Job]:
-        """Move scheduled jobs whose ``run_at <= now`` to queued, at most ``limit``, earliest first [store.promote.due]."""
+        """Move scheduled jobs whose ``run_at <= now`` to queued; return them.
+
+        At most ``limit``, earliest ``run_at`` first [store.promote.due].
+        """
         ...
 
     def cancel(self, job_id: str, now: dt.datetime) -> Job | None:
@@ -126,9 +132,9 @@ class Store(Protocol):
         ...
 
     def queued(self, limit: int, after: str | None = None) -> list[Job]:
-        """Return queued jobs in id order, ids greater than ``after``, at most ``limit`` [store.queued.order].
+        """Return queued jobs in id order, ids greater than ``after``, at most ``limit``.
 
-        The manager pages through this to rebuild a lost queue.
+        [store.queued.order]. The manager pages through this to rebuild a lost queue.
         """
         ...
 
@@ -151,7 +157,11 @@ class Store(Protocol):
         ...
 
     def purge(self, finished_before: dt.datetime, limit: int) -> int:
-        """Delete at most ``limit`` terminal jobs with ``finished_at < finished_before``; return how many [store.purge.terminal]."""
+        """Delete terminal jobs with ``finished_at < finished_before``; return how many.
+
+        At most ``limit``, oldest finished first, so that a large purge runs in bounded
+        batches [store.purge.terminal].
+        """
         ...
 
     def clear(self) -> None:

@@ -64,4 +64,3 @@ def message(clause_id: str, detail: str) -> str:
 def test_name_for(clause_id: str) -> str:
     """The name of the contract test that checks a clause."""
     return "test_" + clause_id.removeprefix("queue.").replace(".", "_")
-

@@ -32,7 +32,9 @@ CLAUSES: Final[dict[str, str]] = {
         "lease_until, progress cleared; returned in the order asked"
     ),
     "store.claim.skips": "claim skips ids that are unknown or not queued and leaves them unchanged",
-    "store.claim.once.threads": "of concurrent claims of one id from many threads, exactly one wins",
+    "store.claim.once.threads": (
+        "of concurrent claims of one id from many threads, exactly one wins"
+    ),
     "store.claim.once.processes": (
         "of concurrent claims of one id from many processes, exactly one wins"
     ),
@@ -100,4 +102,3 @@ def message(clause_id: str, detail: str) -> str:
 def test_name_for(clause_id: str) -> str:
     """The name of the contract test that checks a clause."""
     return "test_" + clause_id.removeprefix("store.").replace(".", "_")
-

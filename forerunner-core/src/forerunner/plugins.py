@@ -226,9 +226,11 @@ class Registry:
 
     def emit_job_event(self, event: str, job: Job) -> None:
         """Call every ``forerunner_job_event`` hook; one that raises is logged, not propagated."""
+        offered = {"event": event, "job": job}
         for impl in self._pm.hook.forerunner_job_event.get_hookimpls():
             try:
-                impl.function(event=event, job=job)
+                # As pluggy would: an implementation may take fewer of the spec's arguments.
+                impl.function(**{name: offered[name] for name in impl.argnames})
             except Exception:
                 logger.exception(
                     "forerunner_job_event hook of %s raised on %r for job %r",
@@ -256,8 +258,14 @@ class Registry:
             ) from error
 
     def _collect(self, kind: Kind, hook_name: str) -> list[Provided[Any]]:
+        """Call each plugin's hook on its own, in registration order.
+
+        ``get_hookimpls()`` is in registration order (only calling the hook is LIFO),
+        so listings and conflict messages name plugins as they were registered:
+        forerunner-core's first, then the entry points by name.
+        """
         found: list[Provided[Any]] = []
-        for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls()):
+        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
             info = self._infos[impl.plugin_name]
             try:
                 result = impl.function()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import urllib.parse
 
 from forerunner.errors import ConfigurationError
 
-__all__ = ["mask_password", "scheme_of"]
+__all__ = ["is_valid_scheme", "mask_password", "scheme_of"]
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 
@@ -24,17 +23,26 @@ def scheme_of(url: str) -> str:
 
 
 def is_valid_scheme(scheme: str) -> bool:
+    """Whether a plugin may register ``scheme``: lowercase, as :func:`scheme_of` returns it."""
     return bool(_SCHEME.match(scheme))
 
 
 def mask_password(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``, for logs and error messages."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
+    """Return ``url`` with any password replaced by ``***``, for logs and error messages.
+
+    Parsed by hand rather than with :func:`urllib.parse.urlsplit`, which finds no
+    password in a URL that lacks ``//`` (``user:secret@host``, a forgotten scheme):
+    exactly the mistyped URL that ends up quoted in an error message.
+    """
+    scheme, sep, rest = url.partition("://")
+    prefix = scheme + sep if sep else ""
+    if not sep:
+        rest = url
+    ends = [index for index in (rest.find(mark) for mark in "/?#") if index >= 0]
+    authority_end = min(ends, default=len(rest))
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, hostinfo = authority.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    return f"{prefix}{user}:***@{hostinfo}{tail}"

@@ -31,9 +31,9 @@ pytest.register_assert_rewrite(
 )
 
 URL_ENV: Final = "FORERUNNER_QUEUE_URL"
-#: Stateful examples per run: under a second on ``memory://`` and a few seconds on a
-#: SQLite file, so a network backend certifies in well under a minute.
-DEFAULT_EXAMPLES: Final = 100
+#: Stateful examples per run: about two seconds on ``memory://``. Fewer miss sequence
+#: bugs: 100 examples found a push-after-remove bug in only 7 runs of 10, 300 in 10 of 10.
+DEFAULT_EXAMPLES: Final = 300
 
 _CONTRACT_MODULE: Final = Path(__file__).with_name("test_contract.py").resolve()
 _checked_empty = pytest.StashKey[set[str]]()

@@ -65,7 +65,7 @@ def test_example_queue_passes_the_suite_installed_as_a_stranger_would(
     assert suite.returncode == 0, suite.stdout + suite.stderr
     assert re.fullmatch(r"=* \d+ passed, \d+ skipped in .*", summary(suite.stdout))
     assert (
-        "forerunner queue backend: forerunner_example_queue.queue.ExampleQueue "
+        "forerunner queue: example:// -> forerunner_example_queue.queue.ExampleQueue "
         "(forerunner-example-queue 0.1.0, plugin 'example')"
     ) in suite.stdout
 

@@ -564,3 +564,31 @@ def test_scheme_claimed_by_two_installed_distributions_names_both_in_a_new_proce
     assert last.startswith("forerunner.errors.PluginError: queue backend 'twice' is claimed by")
     assert "forerunner-first 1.0" in last
     assert "forerunner-second 2.0" in last
+
+
+class _DescribedQueue:
+    @classmethod
+    def from_url(cls, url: str) -> Any:
+        raise AssertionError("describe_backend must not open the backend")
+
+
+def test_describe_backend_names_the_class_and_distribution_without_opening_it() -> None:
+    # Given a plugin whose factory is a classmethod
+    registry = Registry.from_plugins(
+        [
+            (
+                info("described", "forerunner-described"),
+                Backends(queues={"dq": _DescribedQueue.from_url}),
+            )
+        ],
+        builtin=False,
+    )
+
+    # Then the description shows the class, its distribution and the plugin
+    assert registry.describe_backend("queue", "dq://x") == (
+        f"{__name__}._DescribedQueue (forerunner-described 1.0, plugin 'described')"
+    )
+    # And an unknown scheme is described, not raised
+    assert registry.describe_backend("store", "dq://x").startswith(
+        "not available: no store backend for scheme 'dq'"
+    )

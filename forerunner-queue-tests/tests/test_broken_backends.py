@@ -162,8 +162,7 @@ def test_report_header_names_the_backend_and_masks_the_password(suite: Suite) ->
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "forerunner queue: ok://user:***@localhost/",
-            "forerunner queue backend: broken_queues.LocalQueue "
+            "forerunner queue: ok://user:***@localhost/ -> broken_queues.LocalQueue "
             "(forerunner-broken-queues 0.0.0, plugin 'broken-queues')",
         ]
     )

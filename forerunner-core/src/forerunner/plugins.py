@@ -76,6 +76,22 @@ class Provided(Generic[T]):
     value: T
     plugin: PluginInfo
 
+    def describe(self) -> str:
+        """``module.Class (distribution version, plugin 'name')``: which code answers a name.
+
+        A factory that is a classmethod is shown as its class, since that is what a user
+        recognises and what the suites' report headers promise.
+        """
+        owner = getattr(self.value, "__self__", self.value)
+        shown = owner if isinstance(owner, type) else self.value
+        module = getattr(shown, "__module__", None) or "?"
+        name = getattr(shown, "__qualname__", None) or repr(shown)
+        plugin = self.plugin
+        origin = (
+            f"{plugin.distribution} {plugin.version}" if plugin.distribution else "no distribution"
+        )
+        return f"{module}.{name} ({origin}, plugin {plugin.name!r})"
+
 
 class _Catalogue(Generic[T]):
     """Everything of one kind the plugins provide, with the names two plugins claim."""
@@ -219,6 +235,17 @@ class Registry:
         """Open the queue the URL's scheme names, e.g. ``memory://``."""
         factory = self.queues.lookup(scheme_of(url), f"queue URL {mask_password(url)!r}")
         return self._open(factory, url)
+
+    def describe_backend(self, kind: Literal["store", "queue"], url: str) -> str:
+        """Say which installed code answers a URL, or why none does, without opening it.
+
+        For report headers and diagnostics, where an exception would hide the rest.
+        """
+        catalogue: _Catalogue[Any] = self.stores if kind == "store" else self.queues
+        try:
+            return catalogue.lookup(scheme_of(url), f"{kind} URL {mask_password(url)!r}").describe()
+        except ForerunnerError as error:
+            return f"not available: {error}"
 
     def task(self, name: str) -> Handler:
         """Return the handler a plugin registered under ``name``."""

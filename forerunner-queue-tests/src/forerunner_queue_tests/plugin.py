@@ -63,16 +63,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_report_header(config: pytest.Config) -> list[str] | None:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     url = _configured_url(config)
     if url is None:
-        return None
+        return []
+    from forerunner.plugins import get_registry
     from forerunner.urls import mask_password
 
-    return [
-        f"forerunner queue: {mask_password(url)}",
-        f"forerunner queue backend: {_describe_backend(url)}",
-    ]
+    backend = get_registry().describe_backend("queue", url)
+    return [f"forerunner queue: {mask_password(url)} -> {backend}"]
 
 
 def pytest_collection_modifyitems(
@@ -200,25 +199,6 @@ def _check_empty_once(queue: Queue, url: str | None, config: pytest.Config) -> N
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
     checked.add(where)
-
-
-def _describe_backend(url: str) -> str:
-    """``module.Class (distribution version)`` for the backend the URL selects."""
-    from forerunner.errors import ForerunnerError
-    from forerunner.plugins import get_registry
-    from forerunner.urls import mask_password, scheme_of
-
-    try:
-        provided = get_registry().queues.lookup(scheme_of(url), f"queue URL {mask_password(url)!r}")
-    except ForerunnerError as error:
-        return f"not available: {error}"
-    factory = provided.value
-    owner = getattr(factory, "__self__", factory)
-    made_by = owner if isinstance(owner, type) else factory
-    name = f"{made_by.__module__}.{made_by.__qualname__}"
-    plugin = provided.plugin
-    source = f"{plugin.distribution} {plugin.version}" if plugin.distribution else "no distribution"
-    return f"{name} ({source}, plugin {plugin.name!r})"
 
 
 def _clause_of(item: pytest.Item) -> str | None:

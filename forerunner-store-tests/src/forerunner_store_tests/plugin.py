@@ -79,9 +79,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     url = _configured_url(config)
     if url is None:
         return []
+    from forerunner.plugins import get_registry
     from forerunner.urls import mask_password
 
-    return [f"forerunner store: {mask_password(url)} -> {_describe_backend(url)}"]
+    backend = get_registry().describe_backend("store", url)
+    return [f"forerunner store: {mask_password(url)} -> {backend}"]
 
 
 def pytest_collection_modifyitems(
@@ -208,25 +210,6 @@ def _check_empty_once(store: Store, url: str | None, config: pytest.Config) -> N
             returncode=pytest.ExitCode.USAGE_ERROR,
         )
     checked.add(where)
-
-
-def _describe_backend(url: str) -> str:
-    """``module.Class (distribution version)`` for the header, or why it cannot be found."""
-    from forerunner.errors import ForerunnerError
-    from forerunner.plugins import get_registry
-    from forerunner.urls import mask_password, scheme_of
-
-    try:
-        provided = get_registry().stores.lookup(scheme_of(url), f"store URL {mask_password(url)!r}")
-    except ForerunnerError as error:
-        return f"not available: {error}"
-    factory = provided.value
-    owner = getattr(factory, "__self__", factory)
-    made_by = owner if isinstance(owner, type) else factory
-    name = f"{made_by.__module__}.{made_by.__qualname__}"
-    plugin = provided.plugin
-    source = f"{plugin.distribution} {plugin.version}" if plugin.distribution else "no distribution"
-    return f"{name} ({source}, plugin {plugin.name!r})"
 
 
 def _clause_of(item: pytest.Item) -> str | None:

@@ -13,6 +13,7 @@ and declare themselves under ``[project.entry-points.forerunner]``.
 
 from __future__ import annotations
 
+from forerunner.context import report_progress
 from forerunner.errors import (
     BackendError,
     BackendUnavailable,
@@ -55,6 +56,7 @@ __all__ = [
     "new_id",
     "open_queue",
     "open_store",
+    "report_progress",
 ]
 
 __version__ = "0.1.0"

@@ -35,6 +35,14 @@ def forerunner_queue_backends() -> Mapping[str, Callable[[str], Queue]]:
 
 @hookimpl
 def forerunner_tasks() -> Mapping[str, Handler]:
-    from forerunner.tasks import ping
+    from forerunner import tasks
 
-    return {"ping": ping}
+    return {
+        "ping": tasks.ping,
+        "fetch": tasks.fetch,
+        "targz": tasks.targz,
+        "word_count": tasks.word_count,
+        "key_map": tasks.key_map,
+        "get_hrefs": tasks.get_hrefs,
+        "pluck_data": tasks.pluck_data,
+    }

@@ -16,6 +16,7 @@ __all__ = [
     "InvalidTransition",
     "JobNotFound",
     "PluginError",
+    "StepFailed",
     "UnknownBackendError",
     "ValidationError",
 ]
@@ -85,3 +86,14 @@ class ValidationError(ForerunnerError, ValueError):
         super().__init__(message)
         #: The field at fault, dotted for nested input (``"jobs.3.priority"``), when known.
         self.field = field
+
+
+class StepFailed(ForerunnerError):
+    """A step of a composed task failed; the step's own error is chained as ``__cause__``."""
+
+    def __init__(self, message: str | None = None, *, step: int = 0, step_name: str = "") -> None:
+        super().__init__(message)
+        #: The failing step's index in the list given to ``compose`` (markers count).
+        self.step = step
+        #: The task name, or the callable's qualified name, of the failing step.
+        self.step_name = step_name

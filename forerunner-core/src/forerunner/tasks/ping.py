@@ -1,4 +1,4 @@
-"""The builtin tasks, registered by :mod:`forerunner.builtin`."""
+"""``ping``: the smallest job, proving a worker is alive."""
 
 from __future__ import annotations
 
@@ -8,5 +8,5 @@ __all__ = ["ping"]
 
 
 def ping(job_id: str, data: Any) -> dict[str, Any]:
-    """Answer ``pong`` with the job's data: the smallest job that proves a worker is alive."""
+    """Answer ``pong`` with the job's data and id, so a caller sees its own job came back."""
     return {"pong": data, "job_id": job_id}

@@ -13,6 +13,7 @@ and declare themselves under ``[project.entry-points.forerunner]``.
 
 from __future__ import annotations
 
+from forerunner.client import AsyncClient, Client
 from forerunner.context import report_progress
 from forerunner.errors import (
     BackendError,
@@ -27,14 +28,18 @@ from forerunner.errors import (
 )
 from forerunner.hookspecs import hookimpl
 from forerunner.ids import new_id
+from forerunner.manager import Manager
 from forerunner.model import Job, JobError, JobState, QueueEntry, Report
 from forerunner.plugins import Registry, get_registry, open_queue, open_store
 from forerunner.queue import Queue
 from forerunner.store import Store
+from forerunner.worker import Worker
 
 __all__ = [
+    "AsyncClient",
     "BackendError",
     "BackendUnavailable",
+    "Client",
     "ConfigurationError",
     "ForerunnerError",
     "InvalidTransition",
@@ -42,6 +47,7 @@ __all__ = [
     "JobError",
     "JobNotFound",
     "JobState",
+    "Manager",
     "PluginError",
     "Queue",
     "QueueEntry",
@@ -50,6 +56,7 @@ __all__ = [
     "Store",
     "UnknownBackendError",
     "ValidationError",
+    "Worker",
     "__version__",
     "get_registry",
     "hookimpl",

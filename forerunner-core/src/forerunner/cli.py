@@ -15,8 +15,11 @@ import sys
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from forerunner import __version__
+from forerunner.client_command import add_client_commands
 from forerunner.errors import ForerunnerError
+from forerunner.manager.command import add_manager_command
 from forerunner.plugins import get_registry
+from forerunner.worker.command import add_worker_command
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", required=True)
     _add_plugins(commands)
+    add_worker_command(commands)
+    add_client_commands(commands)
+    add_manager_command(commands)
     return parser
 
 

@@ -1,0 +1,403 @@
+"""Talk to a manager over its HTTP API: :class:`Client` (sync) and :class:`AsyncClient`.
+
+Both speak the bodies of :mod:`forerunner.wire` and give back :class:`forerunner.model.Job`
+records. An error answer becomes the matching :mod:`forerunner.errors` class carrying the
+server's message (404 :class:`JobNotFound`, 409 :class:`InvalidTransition`, 400/422
+:class:`ValidationError` with the field, 503 or no answer at all
+:class:`BackendUnavailable`), so code written against a store in-process and code
+written against a manager over the network handle failures the same way.
+
+The two classes share everything but the transport: a request is described once as a
+:class:`_Call` and decoded once by :func:`_decode`.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import attrs
+import httpx
+import msgspec
+
+from forerunner.errors import (
+    BackendError,
+    BackendUnavailable,
+    ForerunnerError,
+    InvalidTransition,
+    JobNotFound,
+    ValidationError,
+)
+from forerunner.model import Job, JobState
+from forerunner.wire import (
+    BatchSubmit,
+    BatchSubmitResponse,
+    ErrorBody,
+    JobList,
+    JobResponse,
+    JobSpec,
+    SubmitResponse,
+    WaitResponse,
+    job_from_wire,
+)
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterable, Mapping
+
+__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "JobPage"]
+
+#: Where ``forerunner manager`` listens by default.
+DEFAULT_URL: Final = "http://127.0.0.1:2718"
+#: The longest wait one request asks the manager for; longer waits are several requests.
+_WAIT_SLICE: Final = 60.0
+
+R = TypeVar("R")
+
+
+@attrs.frozen(kw_only=True)
+class JobPage:
+    """One page of :meth:`Client.list`, newest first.
+
+    ``next`` is the ``before`` argument that fetches the following page, None on the last.
+    """
+
+    jobs: list[Job]
+    next: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Call:
+    """One HTTP request and the body type its success answer decodes to."""
+
+    method: str
+    path: str
+    answer: type[Any]
+    body: bytes | None = None
+    params: dict[str, str | int | float] = attrs.field(factory=dict)
+    #: Extra seconds the server may legitimately hold the request (long polls).
+    hold: float = 0.0
+
+
+def _spec(
+    type: str,
+    data: Any = None,
+    *,
+    priority: int = 0,
+    max_attempts: int = 3,
+    key: str | None = None,
+    run_at: dt.datetime | None = None,
+    delay: float | None = None,
+    timeout: float | None = None,
+) -> JobSpec:
+    return JobSpec(
+        type=type,
+        data=data,
+        priority=priority,
+        max_attempts=max_attempts,
+        key=key,
+        run_at=run_at,
+        delay=delay,
+        timeout=timeout,
+    )
+
+
+def _as_spec(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
+    if isinstance(spec, JobSpec):
+        return spec
+    try:
+        return msgspec.convert(dict(spec), JobSpec)
+    except msgspec.ValidationError as error:
+        raise ValidationError(f"invalid job spec: {error}") from error
+
+
+def _submit_call(spec: JobSpec) -> _Call:
+    return _Call(
+        method="POST", path="/v1/jobs", answer=SubmitResponse, body=msgspec.json.encode(spec)
+    )
+
+
+def _batch_call(specs: Iterable[JobSpec | Mapping[str, Any]]) -> _Call:
+    body = BatchSubmit(jobs=[_as_spec(spec) for spec in specs])
+    return _Call(
+        method="POST",
+        path="/v1/jobs/batch",
+        answer=BatchSubmitResponse,
+        body=msgspec.json.encode(body),
+    )
+
+
+def _list_call(
+    state: JobState | str | None, type: str | None, limit: int, before: str | None
+) -> _Call:
+    params: dict[str, str | int | float] = {"limit": limit}
+    if state is not None:
+        params["state"] = str(JobState(state))
+    if type is not None:
+        params["type"] = type
+    if before is not None:
+        params["before"] = before
+    return _Call(method="GET", path="/v1/jobs", answer=JobList, params=params)
+
+
+def _wait_call(job_id: str, seconds: float) -> _Call:
+    return _Call(
+        method="GET",
+        path=f"/v1/jobs/{_quoted(job_id)}/wait",
+        answer=WaitResponse,
+        params={"timeout": seconds},
+        hold=seconds,
+    )
+
+
+def _quoted(job_id: str) -> str:
+    """The id as one path segment: an id with a slash must not reach another endpoint."""
+    return urllib.parse.quote(job_id, safe="")
+
+
+def _job_call(method: str, job_id: str, action: str = "") -> _Call:
+    suffix = f"/{action}" if action else ""
+    return _Call(method=method, path=f"/v1/jobs/{_quoted(job_id)}{suffix}", answer=JobResponse)
+
+
+def _decode(call: _Call, response: httpx.Response) -> Any:
+    """The success body of ``response``, or the forerunner error its status and body say."""
+    if response.is_success:
+        try:
+            return msgspec.json.decode(response.content, type=call.answer)
+        except msgspec.DecodeError as error:
+            raise BackendError(
+                f"{call.method} {call.path}: the manager answered {response.status_code} with a "
+                f"body that is not a {call.answer.__name__}: {error}"
+            ) from error
+    raise _error_for(call, response)
+
+
+def _error_for(call: _Call, response: httpx.Response) -> ForerunnerError:
+    try:
+        detail = msgspec.json.decode(response.content, type=ErrorBody).error
+        message, field = detail.message, detail.field
+    except msgspec.DecodeError:
+        message = f"{response.status_code} {response.reason_phrase}: {response.text[:200]}"
+        field = None
+    status = response.status_code
+    if status == 404:
+        return JobNotFound(message)
+    if status == 409:
+        return InvalidTransition(message)
+    if status in (400, 422):
+        return ValidationError(message, field=field)
+    if status == 503:
+        return BackendUnavailable(message)
+    return BackendError(f"{call.method} {call.path} failed with {status}: {message}")
+
+
+def _unreachable(base_url: str, error: httpx.HTTPError) -> BackendUnavailable:
+    return BackendUnavailable(
+        f"the manager at {base_url} did not answer ({type(error).__name__}: {error}); "
+        "check that it runs and the URL is right"
+    )
+
+
+def _page(answer: JobList) -> JobPage:
+    return JobPage(jobs=[job_from_wire(body) for body in answer.jobs], next=answer.next)
+
+
+def _wait_slices(timeout: float) -> tuple[float, float]:
+    """The first slice to ask for and the monotonic deadline of the whole wait."""
+    return min(max(timeout, 0.0), _WAIT_SLICE), time.monotonic() + max(timeout, 0.0)
+
+
+class Client:
+    """A synchronous client of one manager.
+
+    :param url: the manager's base URL, e.g. ``http://127.0.0.1:2718``.
+    :param timeout: seconds one request may take, beyond what a long poll asks for.
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 3,
+        key: str | None = None,
+        run_at: dt.datetime | None = None,
+        delay: float | None = None,
+        timeout: float | None = None,
+    ) -> Job:
+        """Submit one job; with a ``key`` that already exists, return that job instead."""
+        spec = _spec(
+            type,
+            data,
+            priority=priority,
+            max_attempts=max_attempts,
+            key=key,
+            run_at=run_at,
+            delay=delay,
+            timeout=timeout,
+        )
+        answer: SubmitResponse = self._send(_submit_call(spec))
+        return job_from_wire(answer.job)
+
+    def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> list[Job]:
+        """Submit many jobs in one request; each spec is a JobSpec or a mapping of its fields."""
+        answer: BatchSubmitResponse = self._send(_batch_call(specs))
+        return [job_from_wire(body) for body in answer.jobs]
+
+    def get(self, job_id: str) -> Job:
+        answer: JobResponse = self._send(_job_call("GET", job_id))
+        return job_from_wire(answer.job)
+
+    def wait(self, job_id: str, timeout: float = 30.0) -> Job:
+        """Return the job once it is terminal, or as it stands when ``timeout`` seconds pass."""
+        seconds, deadline = _wait_slices(timeout)
+        while True:
+            answer: WaitResponse = self._send(_wait_call(job_id, seconds))
+            left = deadline - time.monotonic()
+            if answer.done or left <= 0:
+                return job_from_wire(answer.job)
+            seconds = min(left, _WAIT_SLICE)
+
+    def list(
+        self,
+        *,
+        state: JobState | str | None = None,
+        type: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> JobPage:
+        """One page of jobs, newest first; pass ``page.next`` as ``before`` for the next."""
+        return _page(self._send(_list_call(state, type, limit, before)))
+
+    def cancel(self, job_id: str) -> Job:
+        answer: JobResponse = self._send(_job_call("POST", job_id, "cancel"))
+        return job_from_wire(answer.job)
+
+    def retry(self, job_id: str) -> Job:
+        answer: JobResponse = self._send(_job_call("POST", job_id, "retry"))
+        return job_from_wire(answer.job)
+
+    def _send(self, call: _Call) -> Any:
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                content=call.body,
+                params=call.params,
+                headers={"content-type": "application/json"} if call.body is not None else None,
+                timeout=self._timeout + call.hold,
+            )
+        except httpx.HTTPError as error:
+            raise _unreachable(self.url, error) from error
+        return _decode(call, response)
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client`: the same methods, awaited."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def submit(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 3,
+        key: str | None = None,
+        run_at: dt.datetime | None = None,
+        delay: float | None = None,
+        timeout: float | None = None,
+    ) -> Job:
+        """Submit one job; with a ``key`` that already exists, return that job instead."""
+        spec = _spec(
+            type,
+            data,
+            priority=priority,
+            max_attempts=max_attempts,
+            key=key,
+            run_at=run_at,
+            delay=delay,
+            timeout=timeout,
+        )
+        answer: SubmitResponse = await self._send(_submit_call(spec))
+        return job_from_wire(answer.job)
+
+    async def submit_many(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> list[Job]:
+        answer: BatchSubmitResponse = await self._send(_batch_call(specs))
+        return [job_from_wire(body) for body in answer.jobs]
+
+    async def get(self, job_id: str) -> Job:
+        answer: JobResponse = await self._send(_job_call("GET", job_id))
+        return job_from_wire(answer.job)
+
+    async def wait(self, job_id: str, timeout: float = 30.0) -> Job:
+        """Return the job once it is terminal, or as it stands when ``timeout`` seconds pass."""
+        seconds, deadline = _wait_slices(timeout)
+        while True:
+            answer: WaitResponse = await self._send(_wait_call(job_id, seconds))
+            left = deadline - time.monotonic()
+            if answer.done or left <= 0:
+                return job_from_wire(answer.job)
+            seconds = min(left, _WAIT_SLICE)
+
+    async def list(
+        self,
+        *,
+        state: JobState | str | None = None,
+        type: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> JobPage:
+        return _page(await self._send(_list_call(state, type, limit, before)))
+
+    async def cancel(self, job_id: str) -> Job:
+        answer: JobResponse = await self._send(_job_call("POST", job_id, "cancel"))
+        return job_from_wire(answer.job)
+
+    async def retry(self, job_id: str) -> Job:
+        answer: JobResponse = await self._send(_job_call("POST", job_id, "retry"))
+        return job_from_wire(answer.job)
+
+    async def _send(self, call: _Call) -> Any:
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                content=call.body,
+                params=call.params,
+                headers={"content-type": "application/json"} if call.body is not None else None,
+                timeout=self._timeout + call.hold,
+            )
+        except httpx.HTTPError as error:
+            raise _unreachable(self.url, error) from error
+        return _decode(call, response)

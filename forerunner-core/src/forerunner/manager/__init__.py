@@ -1,0 +1,7 @@
+"""The manager: accepts jobs over HTTP and hands them to workers by lease."""
+
+from __future__ import annotations
+
+from forerunner.manager.server import Manager
+
+__all__ = ["Manager"]

@@ -1,0 +1,49 @@
+"""``forerunner manager``: serve the HTTP API until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from forerunner.manager.server import DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_STORE, Manager
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["add_manager_command"]
+
+
+def add_manager_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "manager",
+        help="serve the HTTP API that accepts jobs and hands them to workers",
+        description=(
+            "Serve the forerunner HTTP API: clients submit jobs, workers poll for them. "
+            "Every fact lives in the store; the queue only orders work and is rebuilt from "
+            "the store when lost."
+        ),
+    )
+    parser.add_argument("--store", default=DEFAULT_STORE, help="store URL (default: %(default)s)")
+    parser.add_argument("--queue", default=DEFAULT_QUEUE, help="queue URL (default: %(default)s)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        default=30.0,
+        help="seconds a handed-out job lives without the worker's renewal (default: %(default)s)",
+    )
+    parser.set_defaults(run=_run_manager)
+
+
+def _run_manager(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "lease": args.lease}
+    Manager(args.store, args.queue, **options).serve()
+    return 0

@@ -1,0 +1,237 @@
+"""The public :class:`Manager`: the seed's Python API over the HTTP service.
+
+uvicorn serves the Starlette app; :meth:`Manager.start` runs it on a background thread
+for embedding (tests, scripts, the one-shot batch mode) and :meth:`Manager.serve`
+blocks in the foreground for the ``forerunner manager`` command.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+import uvicorn
+
+from forerunner.errors import ConfigurationError
+from forerunner.manager.app import create_app
+from forerunner.manager.events import Events
+from forerunner.manager.service import ManagerService, spec_from_options
+from forerunner.plugins import get_registry
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from types import FrameType, TracebackType
+
+    from forerunner.model import Job
+    from forerunner.plugins import Registry
+    from forerunner.queue import Queue
+    from forerunner.store import Store
+
+__all__ = ["DEFAULT_PORT", "DEFAULT_QUEUE", "DEFAULT_STORE", "Manager"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STORE: Final = "sqlite:///forerunner.db"
+DEFAULT_QUEUE: Final = "memory://"
+DEFAULT_PORT: Final = 2718
+#: Seconds :meth:`Manager.start` waits for the server to listen.
+START_TIMEOUT: Final = 30.0
+#: Seconds a stopping manager gives open requests to finish.
+GRACE: Final = 5.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the service first so long polls answer at once."""
+
+    def __init__(self, config: uvicorn.Config, service: ManagerService) -> None:
+        super().__init__(config)
+        self._service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._service.closing.set()
+        super().handle_exit(sig, frame)
+
+
+class Manager:
+    """Accepts jobs, hands them to workers by lease, and keeps every fact in the store.
+
+    ``store`` and ``queue`` are URLs (opened through the plugins, closed by :meth:`stop`)
+    or open backends (left open: the caller owns them).
+    """
+
+    def __init__(
+        self,
+        store: str | Store = DEFAULT_STORE,
+        queue: str | Queue = DEFAULT_QUEUE,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        lease: float = 30.0,
+        registry: Registry | None = None,
+    ) -> None:
+        if lease <= 0:
+            raise ConfigurationError(f"lease must be a positive number of seconds, got {lease!r}")
+        self._registry = registry if registry is not None else get_registry()
+        self._owned: list[Store | Queue] = []
+        opened_store = self._registry.open_store(store) if isinstance(store, str) else store
+        if isinstance(store, str):
+            self._owned.append(opened_store)
+        try:
+            opened_queue = self._registry.open_queue(queue) if isinstance(queue, str) else queue
+        except BaseException:
+            self._close_owned()
+            raise
+        if isinstance(queue, str):
+            self._owned.append(opened_queue)
+        self.host = host
+        self.port = port
+        self.events = Events(self._registry)
+        self.service = ManagerService(opened_store, opened_queue, self.events, lease=lease)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    @property
+    def queue(self) -> Queue:
+        return self.service.queue
+
+    @property
+    def url(self) -> str:
+        """The base URL workers and clients use, e.g. ``http://127.0.0.1:2718``."""
+        return f"http://{self.host}:{self.port}"
+
+    # Serving
+
+    def start(self) -> Manager:
+        """Serve on a background thread; return once the server is listening."""
+        if self._thread is not None:
+            raise ConfigurationError("this manager is already running; stop() it first")
+        sock = self._bind()
+        server = self._make_server()
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="forerunner-manager", daemon=True
+        )
+        self._server, self._thread = server, thread
+        thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                self._server = self._thread = None
+                sock.close()
+                raise ConfigurationError(f"the manager failed to start on {self.url}; see the log")
+            time.sleep(0.01)
+        logger.info("manager listening on %s", self.url, extra={"action": "manager_started"})
+        return self
+
+    def serve(self) -> None:
+        """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+        sock = self._bind()
+        server = self._make_server()
+        self._server = server
+        logger.info("manager listening on %s", self.url, extra={"action": "manager_started"})
+        # uvicorn handles SIGINT/SIGTERM while serving and raises the signal again once it
+        # stopped; handing it to the server here too means that late signal (and one
+        # arriving before uvicorn took over) stops the server, and serve() returns with
+        # the backends closed instead of the process dying on the spot.
+        previous: dict[signal.Signals, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for stop_signal in (signal.SIGINT, signal.SIGTERM):
+                previous[stop_signal] = signal.signal(stop_signal, server.handle_exit)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for stop_signal, handler in previous.items():
+                signal.signal(stop_signal, handler)
+            self._server = None
+            self._close_owned()
+
+    def stop(self) -> None:
+        """Stop serving, let open requests answer, and close the backends opened from URLs.
+
+        A stopped manager is done: its backends are closed, so make a new one to serve again.
+        """
+        server, thread = self._server, self._thread
+        self.service.closing.set()
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(GRACE + 5.0)
+        self._server = self._thread = None
+        self._close_owned()
+
+    def __enter__(self) -> Manager:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # The seed's Python API
+
+    def assign_job(self, type: str, data: Any = None, **options: Any) -> Job:
+        """Submit a job in-process; ``options`` are the JobSpec fields (priority, delay, ...)."""
+        [(job, _)] = self.service.submit([spec_from_options(type, data, **options)])
+        return job
+
+    def on_created(self, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
+        self.events.on("created", types, fn)
+
+    def on_staged(self, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
+        self.events.on("staged", types, fn)
+
+    def on_progress(self, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
+        self.events.on("progress", types, fn)
+
+    def on_complete(self, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
+        self.events.on("succeeded", types, fn)
+
+    def on_retry(self, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
+        self.events.on("retrying", types, fn)
+
+    def on_failed(self, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
+        self.events.on("failed", types, fn)
+
+    # Internals
+
+    def _bind(self) -> socket.socket:
+        """Bind before serving, so ``port=0`` is resolved and a taken port fails here."""
+        try:
+            sock = socket.create_server((self.host, self.port), reuse_port=False)
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot listen on {self.host}:{self.port}: {error.strerror}; "
+                "pick another --port, or stop what uses it"
+            ) from error
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def _make_server(self) -> _Server:
+        self.service.closing.clear()
+        config = uvicorn.Config(
+            create_app(self.service),
+            log_config=None,
+            access_log=False,
+            ws="none",
+            lifespan="on",
+            timeout_graceful_shutdown=int(GRACE),
+        )
+        return _Server(config, self.service)
+
+    def _close_owned(self) -> None:
+        owned, self._owned = self._owned, []
+        for backend in reversed(owned):
+            try:
+                backend.close()
+            except Exception:
+                logger.exception("closing %r failed", backend)

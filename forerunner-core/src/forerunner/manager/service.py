@@ -1,0 +1,336 @@
+"""The manager's work, without HTTP: submit, inspect, dispatch, and keep the queue honest.
+
+Everything here is synchronous and calls the store and the queue directly; the ASGI app
+runs it in a thread pool, never on the event loop. The manager keeps no fact a job
+depends on in memory: every transition goes through the store, and the queue is rebuilt
+from the store whenever it falls behind, so many managers may share one store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from forerunner.errors import InvalidTransition, JobNotFound, ValidationError
+from forerunner.ids import new_id
+from forerunner.model import Job, JobError, JobState, QueueEntry, Report
+from forerunner.wire import JobSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from forerunner.manager.events import Events
+    from forerunner.queue import Queue
+    from forerunner.store import Store
+    from forerunner.wire import PollRequest
+
+__all__ = ["MAX_BACKOFF", "ManagerService", "backoff", "spec_from_options"]
+
+logger = logging.getLogger(__name__)
+
+#: Longest pause between two attempts, in seconds.
+MAX_BACKOFF: Final = 300.0
+#: Jobs one reaper step reclaims or promotes, and one rebuild page pushes.
+BATCH: Final = 1000
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def backoff(attempt: int, jitter: float) -> float:
+    """Seconds before the attempt after ``attempt``: doubling from 1 s, capped, jittered.
+
+    ``jitter`` in [0.5, 1.0] spreads the retries of jobs that failed together, so a
+    recovering dependency is not hit by all of them at the same instant.
+    """
+    return min(MAX_BACKOFF, 2.0 ** min(attempt - 1, 30)) * jitter
+
+
+def spec_from_options(type: str, data: Any = None, **options: Any) -> JobSpec:
+    """Validate a submission given as Python arguments exactly as the HTTP API would."""
+    try:
+        return msgspec.convert({"type": type, "data": data, **options}, JobSpec)
+    except msgspec.ValidationError as error:
+        raise ValidationError(str(error), field=_field_of(str(error))) from error
+
+
+def _field_of(message: str) -> str | None:
+    _, at, path = message.rpartition(" - at `")
+    return path.rstrip("`") if at else None
+
+
+class ManagerService:
+    """Submits, dispatches and reaps jobs on one store and one queue."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: Queue,
+        events: Events,
+        *,
+        lease: float = 30.0,
+        clock: Callable[[], dt.datetime] = _now,
+        jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.0),
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.events = events
+        #: Seconds a handed-out attempt lives without renewal.
+        self.lease = lease
+        self._clock = clock
+        self._jitter = jitter
+        #: Set when the manager stops, so long polls answer instead of holding shutdown.
+        self.closing = threading.Event()
+
+    # Submitting and inspecting
+
+    def submit(self, specs: Sequence[JobSpec], *, batch: bool = False) -> list[tuple[Job, bool]]:
+        """Store the jobs, queue the new ones that are due; ``(job, created)`` per spec.
+
+        ``created`` is false where the idempotency key named an existing job, which is
+        returned as it is. Every spec is checked before anything is stored; ``batch``
+        says the specs came as ``$.jobs``, so an error names ``$.jobs[3].delay``.
+        """
+        now = self._clock()
+        jobs = [
+            self._job_of(spec, now, f"$.jobs[{index}]" if batch else "$")
+            for index, spec in enumerate(specs)
+        ]
+        stored = self.store.add(jobs)
+        created = [(kept, kept.id == mine.id) for kept, mine in zip(stored, jobs, strict=True)]
+        self._push([job for job, new in created if new and job.state is JobState.QUEUED])
+        self.events.emit_all("created", [job for job, new in created if new])
+        return created
+
+    def get(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(
+                f"no job with id {job_id!r}; check the id, or list jobs with GET /v1/jobs"
+            )
+        return job
+
+    def list_jobs(
+        self, state: JobState | None, type: str | None, limit: int, before: str | None
+    ) -> tuple[list[Job], str | None]:
+        """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
+        jobs = self.store.list(state=state, type=type, limit=limit, before=before)
+        return jobs, (jobs[-1].id if len(jobs) == limit else None)
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a job that has not finished; a running attempt is fenced out."""
+        before = self.get(job_id)
+        if before.state.terminal:
+            raise _not_in(before, "cancelled", "scheduled, queued or running")
+        job = self.store.cancel(job_id, self._clock())
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if job.state is not JobState.CANCELLED:
+            raise _not_in(job, "cancelled", "scheduled, queued or running")
+        self.queue.remove([job_id])
+        self.events.emit("cancelled", job)
+        return job
+
+    def retry(self, job_id: str) -> Job:
+        """Queue a failed or cancelled job again, with one more attempt if it used all."""
+        before = self.get(job_id)
+        if before.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise _not_in(before, "retried", "failed or cancelled")
+        job = self.store.retry(job_id, self._clock())
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id!r}")
+        if job.state is not JobState.QUEUED:
+            raise _not_in(job, "retried", "failed or cancelled")
+        self._push([job])
+        return job
+
+    # Workers
+
+    def settle(self, request: PollRequest) -> list[str]:
+        """Apply a poll's reports, progress and lease renewals; return the ids to abandon."""
+        abandon: dict[str, None] = {}
+        now = self._clock()
+        for job_id in self._finish(request, now):
+            abandon[job_id] = None
+        for item in request.progress:
+            if not self.store.progress(item.id, item.attempt, item.value):
+                abandon[item.id] = None
+                continue
+            job = self.store.get(item.id)
+            if job is not None:
+                self.events.emit("progress", job)
+        running = [ref.id for ref in request.running]
+        if running:
+            renewed = set(self.store.renew(request.worker, running, now + self._lease_delta()))
+            for job_id in running:
+                if job_id not in renewed:
+                    abandon[job_id] = None
+        return list(abandon)
+
+    def hand_out(
+        self, worker: str, types: Sequence[str], capacity: int, timeout: float
+    ) -> list[Job]:
+        """Pop up to ``capacity`` entries, waiting up to ``timeout`` s, and claim them.
+
+        Entries whose claim fails are dropped: the job was cancelled, or another manager
+        sharing the store handed it out already.
+        """
+        if capacity <= 0 or not types:
+            return []
+        entries = self.queue.pop(types, capacity, timeout)
+        if not entries:
+            return []
+        now = self._clock()
+        claimed = self.store.claim(
+            [entry.job_id for entry in entries], worker, now, now + self._lease_delta()
+        )
+        self.events.emit_all("staged", claimed)
+        return claimed
+
+    # Keeping the queue honest
+
+    def reap(self) -> None:
+        """One reaper step: take back lost attempts, queue due jobs, rebuild a lost queue."""
+        now = self._clock()
+        reclaimed = self.store.reclaim_expired(now, BATCH)
+        requeued = [job for job in reclaimed if job.state is JobState.QUEUED]
+        self._push(requeued)
+        for job in reclaimed:
+            self.events.emit("retrying" if job.state is JobState.QUEUED else "failed", job)
+        self._push(self.store.promote_due(now, BATCH))
+        # An empty queue while the store holds queued jobs means the queue was lost or
+        # emptied behind this manager's back; asking for one queued job is an index probe.
+        if self.queue.size() == 0 and self.store.queued(1):
+            self.rebuild()
+
+    def rebuild(self) -> int:
+        """Push every queued job of the store again; return how many. Duplicates are harmless."""
+        pushed = 0
+        after: str | None = None
+        while True:
+            page = self.store.queued(BATCH, after)
+            self._push(page)
+            pushed += len(page)
+            if len(page) < BATCH:
+                break
+            after = page[-1].id
+        if pushed:
+            logger.info(
+                "rebuilt the queue from the store: %d jobs",
+                pushed,
+                extra={"action": "queue_rebuilt"},
+            )
+        return pushed
+
+    # Internals
+
+    def _lease_delta(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.lease)
+
+    def _push(self, jobs: Sequence[Job]) -> None:
+        if jobs:
+            self.queue.push(
+                [QueueEntry(job_id=job.id, type=job.type, priority=job.priority) for job in jobs]
+            )
+
+    def _job_of(self, spec: JobSpec, now: dt.datetime, where: str) -> Job:
+        if spec.run_at is not None and spec.delay is not None:
+            raise ValidationError(
+                "give run_at or delay, not both: each one sets when the job may start",
+                field=f"{where}.delay",
+            )
+        run_at: dt.datetime | None = None
+        if spec.run_at is not None:
+            if spec.run_at.tzinfo is None or spec.run_at.utcoffset() is None:
+                raise ValidationError(
+                    "run_at has no time zone; write it with an offset, e.g. 2030-01-01T00:00:00Z",
+                    field=f"{where}.run_at",
+                )
+            run_at = spec.run_at
+        elif spec.delay is not None:
+            run_at = now + dt.timedelta(seconds=spec.delay)
+        scheduled = run_at is not None and run_at > now
+        return Job(
+            id=new_id(),
+            type=spec.type,
+            data=spec.data,
+            state=JobState.SCHEDULED if scheduled else JobState.QUEUED,
+            priority=spec.priority,
+            max_attempts=spec.max_attempts,
+            key=spec.key,
+            run_at=run_at if scheduled else None,
+            timeout=spec.timeout,
+            created_at=now,
+        )
+
+    def _finish(self, request: PollRequest, now: dt.datetime) -> list[str]:
+        """Turn the worker's outcomes into store reports; return the fenced-out ids."""
+        if not request.reports:
+            return []
+        reports: list[Report] = []
+        for item in request.reports:
+            if item.outcome == "succeeded":
+                reports.append(
+                    Report(
+                        job_id=item.id,
+                        attempt=item.attempt,
+                        state=JobState.SUCCEEDED,
+                        now=now,
+                        result=item.result,
+                    )
+                )
+                continue
+            error = (
+                JobError(
+                    type=item.error.type, message=item.error.message, traceback=item.error.traceback
+                )
+                if item.error is not None
+                else JobError(
+                    type="UnknownError", message="the worker reported a failure without an error"
+                )
+            )
+            job = self.store.get(item.id)
+            if job is not None and item.attempt < job.max_attempts:
+                run_at = now + dt.timedelta(seconds=backoff(item.attempt, self._jitter()))
+                reports.append(
+                    Report(
+                        job_id=item.id,
+                        attempt=item.attempt,
+                        state=JobState.SCHEDULED,
+                        now=now,
+                        error=error,
+                        run_at=run_at,
+                    )
+                )
+            else:
+                reports.append(
+                    Report(
+                        job_id=item.id,
+                        attempt=item.attempt,
+                        state=JobState.FAILED,
+                        now=now,
+                        error=error,
+                    )
+                )
+        fenced: list[str] = []
+        for report, job in zip(reports, self.store.finish(reports), strict=True):
+            if job is None:
+                fenced.append(report.job_id)
+                continue
+            event = {JobState.SUCCEEDED: "succeeded", JobState.FAILED: "failed"}.get(
+                job.state, "retrying"
+            )
+            self.events.emit(event, job)
+        return fenced
+
+
+def _not_in(job: Job, verb: str, allowed: str) -> InvalidTransition:
+    return InvalidTransition(
+        f"job {job.id!r} is {job.state.value}; only a job that is {allowed} can be {verb}"
+    )

@@ -1,0 +1,244 @@
+"""The HTTP protocol's bodies (``/v1``), shared by the manager, the client and the worker.
+
+``msgspec`` Structs decode and validate a request in one pass and name the offending
+field in the error (``Expected `int`, got `str` - at `$.jobs[3].priority```), which is
+what a 422 answer must say; the same Structs produce the JSON Schema of the OpenAPI
+document, so the document cannot drift from what the manager accepts.
+
+Times travel as RFC 3339 text in UTC. Records here are wire shapes only: the manager
+turns them into :mod:`forerunner.model` records, which hold the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt  # noqa: TC003 - msgspec resolves annotations at run time
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from forerunner.model import Job, JobError, JobState
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_WAIT",
+    "AttemptRef",
+    "BatchSubmit",
+    "BatchSubmitResponse",
+    "ErrorBody",
+    "ErrorDetail",
+    "JobBody",
+    "JobList",
+    "JobResponse",
+    "JobSpec",
+    "PollRequest",
+    "PollResponse",
+    "ProgressReport",
+    "ResultReport",
+    "SubmitResponse",
+    "WaitResponse",
+    "WireError",
+    "job_from_wire",
+    "job_to_wire",
+]
+
+#: Jobs per batch submit, and reports/progress/running entries per poll.
+MAX_BATCH: Final = 1000
+#: Longest long-poll, in seconds: below common proxy idle timeouts.
+MAX_WAIT: Final = 30.0
+
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Attempt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class WireError(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A job error on the wire: what :class:`forerunner.model.JobError` holds."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class JobBody(msgspec.Struct, frozen=True):
+    """A job as the API shows it: every field of :class:`forerunner.model.Job`."""
+
+    id: str
+    type: str
+    state: JobState
+    data: Any = None
+    priority: int = 0
+    attempt: int = 0
+    max_attempts: int = 3
+    key: str | None = None
+    run_at: dt.datetime | None = None
+    timeout: float | None = None
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    worker: str | None = None
+    lease_until: dt.datetime | None = None
+    progress: Any = None
+    result: Any = None
+    error: WireError | None = None
+
+
+class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a client submits. ``run_at`` and ``delay`` both schedule; give at most one."""
+
+    type: NonEmpty
+    data: Any = None
+    priority: Annotated[int, msgspec.Meta(ge=-(2**53), le=2**53)] = 0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
+    key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    run_at: dt.datetime | None = None
+    delay: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+
+class BatchSubmit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    jobs: Annotated[list[JobSpec], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class SubmitResponse(msgspec.Struct, frozen=True):
+    """``created`` is false when the idempotency key named an existing job."""
+
+    job: JobBody
+    created: bool
+
+
+class BatchSubmitResponse(msgspec.Struct, frozen=True):
+    jobs: list[JobBody]
+    created: list[bool]
+
+
+class JobResponse(msgspec.Struct, frozen=True):
+    job: JobBody
+
+
+class WaitResponse(msgspec.Struct, frozen=True):
+    """``done`` is false when the wait timed out before the job reached a terminal state."""
+
+    job: JobBody
+    done: bool
+
+
+class JobList(msgspec.Struct, frozen=True):
+    """``next`` is the ``before`` cursor of the following page, None on the last."""
+
+    jobs: list[JobBody]
+    next: str | None = None
+
+
+class AttemptRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A running attempt the worker holds; its lease is renewed by the poll."""
+
+    id: NonEmpty
+    attempt: Attempt
+
+
+class ProgressReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: NonEmpty
+    attempt: Attempt
+    value: Any = None
+
+
+class ResultReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How an attempt ended on the worker; the manager decides retry or failure."""
+
+    id: NonEmpty
+    attempt: Attempt
+    outcome: Literal["succeeded", "failed"]
+    result: Any = None
+    error: WireError | None = None
+
+
+class PollRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One round trip of a worker: reports, progress and lease renewal, then new work.
+
+    ``capacity`` is how many more jobs the worker can start now; ``wait`` how long the
+    manager may hold the request open when it has nothing to hand out.
+    """
+
+    worker: NonEmpty
+    types: Annotated[list[NonEmpty], msgspec.Meta(max_length=MAX_BATCH)] = []
+    capacity: Annotated[int, msgspec.Meta(ge=0, le=MAX_BATCH)] = 0
+    running: Annotated[list[AttemptRef], msgspec.Meta(max_length=MAX_BATCH)] = []
+    progress: Annotated[list[ProgressReport], msgspec.Meta(max_length=MAX_BATCH)] = []
+    reports: Annotated[list[ResultReport], msgspec.Meta(max_length=MAX_BATCH)] = []
+    wait: Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)] = 0.0
+
+
+class PollResponse(msgspec.Struct, frozen=True):
+    """``abandon``: ids the worker must stop, because its attempt was fenced out.
+
+    ``lease_seconds`` tells the worker how often to poll at the least (a third of it).
+    """
+
+    jobs: list[JobBody]
+    abandon: list[str]
+    lease_seconds: float
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    """``code``: validation_error, malformed_json, not_found, invalid_transition, unavailable."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(msgspec.Struct, frozen=True):
+    error: ErrorDetail
+
+
+def job_to_wire(job: Job) -> JobBody:
+    """The API form of a job."""
+    error = job.error
+    return JobBody(
+        id=job.id,
+        type=job.type,
+        state=job.state,
+        data=job.data,
+        priority=job.priority,
+        attempt=job.attempt,
+        max_attempts=job.max_attempts,
+        key=job.key,
+        run_at=job.run_at,
+        timeout=job.timeout,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        worker=job.worker,
+        lease_until=job.lease_until,
+        progress=job.progress,
+        result=job.result,
+        error=None
+        if error is None
+        else WireError(type=error.type, message=error.message, traceback=error.traceback),
+    )
+
+
+def job_from_wire(body: JobBody) -> Job:
+    """The model form of a job the API sent (client and worker side)."""
+    error = body.error
+    return Job(
+        id=body.id,
+        type=body.type,
+        state=body.state,
+        data=body.data,
+        priority=body.priority,
+        attempt=body.attempt,
+        max_attempts=body.max_attempts,
+        key=body.key,
+        run_at=body.run_at,
+        timeout=body.timeout,
+        created_at=body.created_at,
+        started_at=body.started_at,
+        finished_at=body.finished_at,
+        worker=body.worker,
+        lease_until=body.lease_until,
+        progress=body.progress,
+        result=body.result,
+        error=None
+        if error is None
+        else JobError(type=error.type, message=error.message, traceback=error.traceback),
+    )

@@ -1,0 +1,116 @@
+"""``forerunner worker``: run tasks for one or more managers until SIGTERM/SIGINT.
+
+``--tasks`` is a comma-separated list; each item is one of
+
+* a task name an installed plugin provides (``ping``, ``fetch``: see ``forerunner plugins``);
+* ``MODULE`` or ``MODULE:ATTR``: an importable module and a module-level mapping of task
+  name to handler in it, ``TASKS`` unless ``ATTR`` names another.
+
+A plain mapping keeps a task module an ordinary module, importable and testable without
+forerunner, and one line tells the reader which names it serves.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final
+
+from forerunner.errors import ConfigurationError
+from forerunner.plugins import get_registry
+from forerunner.worker.worker import Worker
+
+if TYPE_CHECKING:
+    import argparse
+
+    from forerunner.plugins import Registry
+
+__all__ = ["add_worker_command", "load_tasks"]
+
+#: The mapping a task module exposes when ``--tasks`` names no attribute.
+DEFAULT_ATTR: Final = "TASKS"
+
+
+def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Declare ``forerunner worker`` on the CLI's subcommands."""
+    parser = commands.add_parser(
+        "worker",
+        help="run tasks handed out by a manager",
+        description=(
+            "Long-poll one or more managers for jobs of the given tasks and run them, up to "
+            "--concurrency at once, until SIGTERM or SIGINT; then finish running jobs within "
+            "--grace seconds and exit."
+        ),
+    )
+    parser.add_argument(
+        "--manager",
+        action="append",
+        metavar="URL",
+        help="manager base URL; repeat for several (default http://127.0.0.1:2718)",
+    )
+    parser.add_argument(
+        "--tasks",
+        required=True,
+        metavar="NAMES_OR_MODULES",
+        help=(
+            "comma-separated: plugin task names, or MODULE[:ATTR] with a mapping of task "
+            f"name to handler (ATTR defaults to {DEFAULT_ATTR})"
+        ),
+    )
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N")
+    parser.add_argument(
+        "--grace", type=float, default=30.0, metavar="S", help="seconds to finish on stop"
+    )
+    parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
+    parser.set_defaults(run=_run_worker)
+
+
+def load_tasks(worker: Worker, spec: str, registry: Registry) -> None:
+    """Register on ``worker`` every task that the ``--tasks`` value ``spec`` names."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if not items:
+        raise ConfigurationError("--tasks is empty; name plugin tasks or task modules")
+    for item in items:
+        if ":" not in item and item in registry.tasks.by_name:
+            worker.add_plugin_tasks([item])
+            continue
+        module_name, _, attr = item.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            known = ", ".join(sorted(registry.tasks.by_name)) or "none"
+            raise ConfigurationError(
+                f"--tasks {item!r} is neither an installed task ({known}) nor an importable "
+                f"module: {error}"
+            ) from error
+        mapping = getattr(module, attr or DEFAULT_ATTR, None)
+        if not isinstance(mapping, Mapping):
+            raise ConfigurationError(
+                f"--tasks {item!r}: module {module_name!r} has no mapping "
+                f"{attr or DEFAULT_ATTR!r} of task name to handler"
+            )
+        for name, handler in mapping.items():
+            worker.register_job_handler(name, handler)
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    registry = get_registry()
+    worker = Worker(args.concurrency, worker_id=args.worker_id, registry=registry, grace=args.grace)
+    load_tasks(worker, args.tasks, registry)
+    worker.start(args.manager or ["http://127.0.0.1:2718"])
+    if worker.lingering:
+        # Their threads cannot be killed and would hold the exit forever; their jobs
+        # run again elsewhere once their leases expire.
+        logging.getLogger(__name__).warning(
+            "exiting with %d task thread(s) still running past the grace period",
+            worker.lingering,
+        )
+        logging.shutdown()
+        os._exit(0)
+    return 0

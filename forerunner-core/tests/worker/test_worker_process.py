@@ -1,0 +1,174 @@
+"""``forerunner worker`` as a real process: crashes, graceful stops, manager restarts.
+
+Covers: a worker killed with SIGKILL mid-job -> the job runs again on another worker
+after its lease and succeeds exactly once; SIGTERM -> the running job finishes, is
+reported, and the process exits 0; the manager restarted on the same store while the
+worker runs -> the worker reconnects and runs new jobs. ``--tasks`` names a module
+with a ``TASKS`` mapping, written into a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from forerunner.client import Client
+from forerunner.manager import Manager
+from forerunner.model import JobState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    Spawn = Callable[..., subprocess.Popen[str]]
+
+TASKS = '''
+import os, time
+from pathlib import Path
+
+def once_slow(job_id, data):
+    """The first run announces itself and hangs; later runs return at once."""
+    runs = Path(data["runs"])
+    with runs.open("a") as out:
+        out.write(f"{os.getpid()}\\n")
+    if len(runs.read_text().split()) == 1:
+        time.sleep(60)
+    return {"pid": os.getpid()}
+
+def nap(job_id, data):
+    Path(data["started"]).write_text("yes")
+    time.sleep(data["seconds"])
+    return "rested"
+
+def ping(job_id, data):
+    return data
+
+TASKS = {"once_slow": once_slow, "nap": nap, "ping": ping}
+'''
+
+
+def console_script() -> str:
+    found = shutil.which("forerunner", path=str(Path(sys.executable).parent))
+    assert found, f"the forerunner console script is not installed next to {sys.executable}"
+    return found
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``forerunner worker`` processes serving the test task module; kill leftovers."""
+    (tmp_path / "proc_tasks.py").write_text(textwrap.dedent(TASKS), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORERUNNER_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(url: str, *extra: str) -> subprocess.Popen[str]:
+        command = [console_script(), "worker", "--manager", url]
+        process = subprocess.Popen(
+            [*command, "--tasks", "proc_tasks", "--concurrency", "2", *extra],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_job_of_a_killed_worker_runs_again_after_its_lease_and_succeeds_once(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    runs = tmp_path / "runs.txt"
+    with (
+        Manager("memory://", "memory://", port=0, lease=1.0) as manager,
+        Client(manager.url) as client,
+    ):
+        # Given a job running on a worker process
+        first = spawn(manager.url)
+        job = client.submit("once_slow", {"runs": str(runs)})
+        wait_for(lambda: runs.exists() and len(runs.read_text().split()) == 1)
+        # When that process is killed mid-job and another worker starts
+        first.kill()
+        first.wait(10)
+        second = spawn(manager.url)
+        # Then the job runs again after its lease and succeeds, on the second worker
+        done = client.wait(job.id, 20)
+        assert done.state is JobState.SUCCEEDED
+        assert done.attempt == 2
+        assert done.result == {"pid": second.pid}
+        assert runs.read_text().split() == [str(first.pid), str(second.pid)]
+        stored = manager.store.get(job.id)
+        assert stored is not None
+        assert (stored.state, stored.attempt) == (JobState.SUCCEEDED, 2)
+
+
+def test_sigterm_finishes_the_running_job_then_exits(tmp_path: Path, spawn: Spawn) -> None:
+    started = tmp_path / "started"
+    with Manager("memory://", "memory://", port=0) as manager, Client(manager.url) as client:
+        worker = spawn(manager.url, "--grace", "10")
+        job = client.submit("nap", {"started": str(started), "seconds": 0.5})
+        wait_for(started.exists)
+
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=15)
+
+        assert worker.returncode == 0, stderr
+        done = client.get(job.id)
+        assert (done.state, done.result) == (JobState.SUCCEEDED, "rested")
+
+
+def test_worker_reconnects_after_the_manager_restarts(tmp_path: Path, spawn: Spawn) -> None:
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    manager = Manager(store, "memory://", port=0).start()
+    port = manager.port
+    try:
+        spawn(manager.url)
+        with Client(manager.url) as client:
+            assert client.wait(client.submit("ping", 1).id, 10).state is JobState.SUCCEEDED
+        # When the manager goes away and comes back on the same port and store
+        manager.stop()
+        time.sleep(0.5)
+        manager = Manager(store, "memory://", port=port).start()
+        # Then the worker finds it again and runs the next job
+        with Client(manager.url) as client:
+            done = client.wait(client.submit("ping", 2).id, 20)
+            assert (done.state, done.result) == (JobState.SUCCEEDED, 2)
+    finally:
+        manager.stop()
+
+
+def test_sigterm_exits_after_the_grace_period_leaving_a_stuck_job_to_its_lease(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    started = tmp_path / "started"
+    with Manager("memory://", "memory://", port=0) as manager, Client(manager.url) as client:
+        worker = spawn(manager.url, "--grace", "0.2")
+        job = client.submit("nap", {"started": str(started), "seconds": 60})
+        wait_for(started.exists)
+
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=15)
+
+        assert worker.returncode == 0, stderr
+        assert "grace period" in stderr
+        assert client.get(job.id).state is JobState.RUNNING

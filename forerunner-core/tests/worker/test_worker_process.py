@@ -1,7 +1,10 @@
 """``forerunner worker`` as a real process: crashes, graceful stops, manager restarts.
 
 Covers: a worker killed with SIGKILL mid-job -> the job runs again on another worker
-after its lease and succeeds exactly once; SIGTERM -> the running job finishes, is
+after its lease and succeeds exactly once; a worker frozen with SIGSTOP past its lease
+and resumed -> its late report is fenced out and the re-run's outcome stands; the
+manager process killed with SIGKILL mid-run and restarted on its SQLite store -> no job
+lost; SIGTERM -> the running job finishes, is
 reported, and the process exits 0; the manager restarted on the same store while the
 worker runs -> the worker reconnects and runs new jobs. ``--tasks`` names a module
 with a ``TASKS`` mapping, written into a temporary directory.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -48,10 +52,31 @@ def nap(job_id, data):
     time.sleep(data["seconds"])
     return "rested"
 
+def frozen_once(job_id, data):
+    """The first run takes a while, long enough to be frozen past its lease."""
+    runs = Path(data["runs"])
+    with runs.open("a") as out:
+        out.write(f"start {os.getpid()}\\n")
+    if runs.read_text().count("start") == 1:
+        time.sleep(data["seconds"])
+    with runs.open("a") as out:
+        out.write(f"end {os.getpid()}\\n")
+    return {"pid": os.getpid()}
+
 def ping(job_id, data):
     return data
 
-TASKS = {"once_slow": once_slow, "nap": nap, "ping": ping}
+def short_nap(job_id, data):
+    time.sleep(data)
+    return job_id
+
+TASKS = {
+    "once_slow": once_slow,
+    "frozen_once": frozen_once,
+    "nap": nap,
+    "ping": ping,
+    "short_nap": short_nap,
+}
 '''
 
 
@@ -172,3 +197,85 @@ def test_sigterm_exits_after_the_grace_period_leaving_a_stuck_job_to_its_lease(
         assert worker.returncode == 0, stderr
         assert "grace period" in stderr
         assert client.get(job.id).state is JobState.RUNNING
+
+
+def test_late_report_of_a_resumed_worker_is_fenced_out(tmp_path: Path, spawn: Spawn) -> None:
+    runs = tmp_path / "runs.txt"
+    with (
+        Manager("memory://", "memory://", port=0, lease=1.0) as manager,
+        Client(manager.url) as client,
+    ):
+        # Given a job whose first run is frozen (SIGSTOP) past its lease
+        frozen = spawn(manager.url)
+        job = client.submit("frozen_once", {"runs": str(runs), "seconds": 3})
+        wait_for(lambda: runs.exists() and runs.read_text().count("start") == 1)
+        frozen.send_signal(signal.SIGSTOP)
+        # When another worker re-runs it after the lease, and the frozen one resumes
+        second = spawn(manager.url)
+        done = client.wait(job.id, 20)
+        frozen.send_signal(signal.SIGCONT)
+        wait_for(lambda: runs.read_text().count(f"end {frozen.pid}") == 1, seconds=15)
+        # Then the late report of attempt 1 changed nothing: the re-run's outcome stands
+        time.sleep(1.0)
+        stored = manager.store.get(job.id)
+        assert stored is not None
+        assert (done.state, done.attempt, done.result) == (
+            JobState.SUCCEEDED,
+            2,
+            {"pid": second.pid},
+        )
+        assert (stored.state, stored.attempt, stored.result) == (
+            done.state,
+            done.attempt,
+            done.result,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_manager_killed_mid_run_and_restarted_loses_no_job(tmp_path: Path, spawn: Spawn) -> None:
+    store = f"sqlite:///{tmp_path / 'jobs.db'}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+
+    def start_manager() -> subprocess.Popen[str]:
+        command = [console_script(), "manager", "--store", store, "--port", str(port)]
+        process = subprocess.Popen(
+            [*command, "--lease", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        wait_for(lambda: _answers(url), seconds=20)
+        return process
+
+    manager = start_manager()
+    try:
+        spawn(url)
+        spawn(url)
+        with Client(url) as client:
+            # Given 200 jobs under way
+            jobs = client.submit_many([{"type": "short_nap", "data": 0.02} for _ in range(200)])
+            wait_for(lambda: client.list(state=JobState.SUCCEEDED, limit=1000).jobs != [])
+            # When the manager is killed with SIGKILL and started again on the same store
+            manager.kill()
+            manager.communicate(timeout=10)
+            manager = start_manager()
+            # Then every job succeeds: the queue is rebuilt and lost leases come back
+            for job in jobs:
+                done = client.wait(job.id, 60)
+                assert (done.state, done.result) == (JobState.SUCCEEDED, job.id)
+    finally:
+        manager.kill()
+        manager.communicate(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False

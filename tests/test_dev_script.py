@@ -32,7 +32,7 @@ def test_help_lists_the_commands() -> None:
 
     assert result.returncode == 0
     assert result.stdout.startswith("usage: ./dev COMMAND")
-    for command in ("test", "lint", "help"):
+    for command in ("test", "lint", "demo", "help"):
         assert f"\n  {command}  " in result.stdout
 
 

@@ -5,7 +5,8 @@
 - the worked example in docs/writing-a-backend.md is the example distribution's code,
   file for file;
 - every ``./dev`` command the README mentions is a command of the dev script, the
-  README gives the test command, and ``.ci/run`` runs exactly that;
+  README gives exactly two set-up commands, ``./dev demo`` and ``./dev test``, and
+  ``.ci/run`` runs exactly the test command;
 - every relative link in README.md and docs/ points at a file that exists.
 """
 
@@ -102,6 +103,18 @@ def test_readme_dev_commands_are_commands_of_the_dev_script() -> None:
     assert mentioned <= commands, (
         f"README.md mentions ./dev {sorted(mentioned - commands)}, "
         f"but ./dev help lists only {sorted(commands)}"
+    )
+
+
+def test_readme_set_up_is_the_demo_then_the_tests() -> None:
+    blocks = code_blocks(README.read_text(encoding="utf-8"))
+
+    dev_lines = [line.strip() for block in blocks for line in block.splitlines()]
+    given = [line for line in dev_lines if line.startswith("./dev")]
+
+    assert given == ["./dev demo", "./dev test"], (
+        "the README's code blocks must give exactly the two set-up commands, "
+        f"./dev demo then ./dev test; they give {given}"
     )
 
 

@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from forerunner import __version__
+from forerunner.batch_command import add_run_command
 from forerunner.client_command import add_client_commands
 from forerunner.errors import ForerunnerError
 from forerunner.manager.command import add_manager_command
@@ -56,6 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_worker_command(commands)
     add_client_commands(commands)
     add_manager_command(commands)
+    add_run_command(commands)
     return parser
 
 

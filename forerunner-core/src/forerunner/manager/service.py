@@ -296,28 +296,19 @@ class ManagerService:
                 )
             )
             job = self.store.get(item.id)
-            if job is not None and item.attempt < job.max_attempts:
-                run_at = now + dt.timedelta(seconds=backoff(item.attempt, self._jitter()))
-                reports.append(
-                    Report(
-                        job_id=item.id,
-                        attempt=item.attempt,
-                        state=JobState.SCHEDULED,
-                        now=now,
-                        error=error,
-                        run_at=run_at,
-                    )
+            retry = job is not None and item.attempt < job.max_attempts
+            reports.append(
+                Report(
+                    job_id=item.id,
+                    attempt=item.attempt,
+                    state=JobState.SCHEDULED if retry else JobState.FAILED,
+                    now=now,
+                    error=error,
+                    run_at=now + dt.timedelta(seconds=backoff(item.attempt, self._jitter()))
+                    if retry
+                    else None,
                 )
-            else:
-                reports.append(
-                    Report(
-                        job_id=item.id,
-                        attempt=item.attempt,
-                        state=JobState.FAILED,
-                        now=now,
-                        error=error,
-                    )
-                )
+            )
         fenced: list[str] = []
         for report, job in zip(reports, self.store.finish(reports), strict=True):
             if job is None:

@@ -4,12 +4,14 @@ Covers ordering (each step's output is the next one's input), ``"progress:"`` ma
 late binding of task names (resolved when the step runs, through a resolver or the
 plugin registry), async and sync steps mixed, the first failure failing the job with
 ``StepFailed`` naming the step and chaining the cause, the caller's data never being
-mutated, and the validation done when composing.
+mutated, the validation done when composing, and pickling: a pipeline of task names and
+module-level functions pickles, so a worker can send it to a child process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import threading
 from typing import Any
 
@@ -18,6 +20,8 @@ import pytest
 from forerunner.compose import compose
 from forerunner.context import JobContext, running
 from forerunner.errors import StepFailed, UnknownBackendError, ValidationError
+from forerunner.tasks import word_count
+from forerunner.worker.runner import is_async
 
 
 def add(suffix: str) -> Any:
@@ -186,3 +190,36 @@ def test_bad_steps_are_refused_when_composing(steps: Any, field: str) -> None:
     with pytest.raises(ValidationError) as refused:
         compose(steps)
     assert refused.value.field == field
+
+
+def test_a_pipeline_of_task_names_and_module_level_functions_pickles() -> None:
+    # Given a pipeline of a marker, a module-level function and a task name
+    handler = compose(["progress:counting", word_count, "ping"], name="count")
+
+    # When it makes the round trip through pickle
+    copied = pickle.loads(pickle.dumps(handler))
+
+    # Then the copy is named as the original and runs its steps, markers included
+    reported: list[Any] = []
+    context = JobContext(job_id="job-1", attempt=1, report_progress=reported.append)
+
+    async def main() -> Any:
+        with running(context):
+            return await copied("job-1", "a b a")
+
+    assert copied.__name__ == "count"
+    assert asyncio.run(main()) == {
+        "pong": {"words": 3, "unique": 2, "counts": {"a": 2, "b": 1}},
+        "job_id": "job-1",
+    }
+    assert reported == [{"step": 0, "message": "counting"}]
+
+
+def test_a_pipeline_is_an_async_handler() -> None:
+    assert is_async(compose(["ping"]))
+
+
+def test_a_pipeline_with_a_step_defined_in_a_function_does_not_pickle() -> None:
+    handler = compose([add("a")])
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        pickle.dumps(handler)

@@ -12,6 +12,11 @@ known once a name is resolved, so the pipeline cannot choose its own kind up fro
 Async steps are awaited on the worker's event loop; sync steps run in a thread through
 :func:`asyncio.to_thread` (which carries the job context along, so they can report
 progress), so a blocking step never stalls the loop that runs other jobs.
+
+The handler is a :class:`Pipeline` object rather than a closure, so that it pickles by
+reference like a module-level function whenever its steps do (task names, functions
+defined at module level): a worker running tasks in child processes has to send every
+handler to them.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
+import attrs
+
 from forerunner.context import report_progress
 from forerunner.errors import StepFailed, ValidationError
 
-__all__ = ["PROGRESS_PREFIX", "compose"]
+__all__ = ["PROGRESS_PREFIX", "Pipeline", "compose"]
 
 #: A step string starting with this reports the rest of the string as progress.
 PROGRESS_PREFIX: Final = "progress:"
@@ -52,27 +59,48 @@ def compose(
     """
     plan = _validate(steps)
     label = name or "compose(" + ", ".join(step_name for _, step_name in plan) + ")"
+    return Pipeline(plan=tuple(plan), label=label, resolver=resolver)
 
-    async def composed(job_id: str, data: Any) -> Any:
+
+@attrs.frozen(kw_only=True, repr=False)
+class Pipeline:
+    """The handler :func:`compose` returns; build it with :func:`compose`, which validates.
+
+    Named like the function it replaces (``__name__`` and ``repr`` give the label), so
+    logs and error messages read the same as for a plain handler.
+    """
+
+    #: Each step with the name it is shown under in errors.
+    plan: tuple[tuple[str | Callable[..., Any], str], ...]
+    #: How the pipeline is named in errors and logs.
+    label: str
+    #: Turns a task name into a handler; ``None`` for the plugin registry.
+    resolver: Resolver | None = None
+
+    @property
+    def __name__(self) -> str:
+        return self.label
+
+    def __repr__(self) -> str:
+        return self.label
+
+    async def __call__(self, job_id: str, data: Any) -> Any:
         value = copy.deepcopy(data)
-        for index, (step, step_name) in enumerate(plan):
+        for index, (step, step_name) in enumerate(self.plan):
             if isinstance(step, str) and step.startswith(PROGRESS_PREFIX):
                 report_progress({"step": index, "message": step[len(PROGRESS_PREFIX) :]})
                 continue
             try:
-                handler = _resolve(step, resolver)
+                handler = _resolve(step, self.resolver)
                 value = await _call(handler, job_id, value)
             except Exception as error:
                 raise StepFailed(
-                    f"step {index} ({step_name}) of {label} failed: "
+                    f"step {index} ({step_name}) of {self.label} failed: "
                     f"{type(error).__name__}: {error}",
                     step=index,
                     step_name=step_name,
                 ) from error
         return value
-
-    composed.__name__ = composed.__qualname__ = label
-    return composed
 
 
 def _validate(steps: object) -> list[tuple[str | Callable[..., Any], str]]:

@@ -155,7 +155,10 @@ class PollRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One round trip of a worker: reports, progress and lease renewal, then new work.
 
     ``capacity`` is how many more jobs the worker can start now; ``wait`` how long the
-    manager may hold the request open when it has nothing to hand out.
+    manager may hold the request open when it has nothing to hand out. ``stopping`` ends
+    the worker's open long poll at once, so a worker shutting down never walks away
+    from a request that may be handing it a job at that very moment: it waits for the
+    answer and runs what it carries within its grace period.
     """
 
     worker: NonEmpty
@@ -165,6 +168,7 @@ class PollRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     progress: Annotated[list[ProgressReport], msgspec.Meta(max_length=MAX_BATCH)] = []
     reports: Annotated[list[ResultReport], msgspec.Meta(max_length=MAX_BATCH)] = []
     wait: Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)] = 0.0
+    stopping: bool = False
 
 
 class PollResponse(msgspec.Struct, frozen=True):

@@ -425,3 +425,45 @@ def test_stop_answers_a_pending_long_poll(start_manager: Callable[..., Manager])
     # Then the poll is answered with no jobs, and the stop did not wait out the poll
     assert time.monotonic() - started < 10
     assert [answer.json()["jobs"] for answer in answers] == [[]]
+
+
+def open_long_poll(manager: Manager) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """Worker w1's long poll for ``ping``, waiting up to 30 s, in a thread; and its answers."""
+    answers: list[dict[str, Any]] = []
+
+    def long_poll() -> None:
+        with httpx.Client(base_url=manager.url, timeout=60) as own:
+            answers.append(poll(own, types=["ping"], capacity=1, wait=30))
+
+    thread = threading.Thread(target=long_poll)
+    thread.start()
+    time.sleep(0.3)
+    return thread, answers
+
+
+def test_a_stopping_poll_ends_the_workers_open_long_poll(
+    http: httpx.Client, manager: Manager
+) -> None:
+    # Given a worker's long poll waiting for work that does not come
+    thread, answers = open_long_poll(manager)
+    # When another poll of the same worker says it is stopping
+    poll(http, stopping=True)
+    thread.join(10)
+
+    # Then the long poll is answered well before its wait is over, with no jobs
+    assert not thread.is_alive()
+    assert [answer["jobs"] for answer in answers] == [[]]
+
+
+def test_a_stopping_poll_leaves_other_workers_long_polls_open(
+    http: httpx.Client, manager: Manager
+) -> None:
+    thread, answers = open_long_poll(manager)
+    # When a different worker says it is stopping
+    http.post("/v1/workers/poll", json={"worker": "w2", "stopping": True}).raise_for_status()
+    thread.join(2)
+    # Then w1's long poll still waits, and gets the next job
+    assert thread.is_alive()
+    manager.assign_job("ping", {"n": 1})
+    thread.join(10)
+    assert [[job["data"] for job in answer["jobs"]] for answer in answers] == [[{"n": 1}]]

@@ -242,3 +242,62 @@ def test_result_finished_while_the_manager_is_down_is_reported_when_it_returns(
         worker.stop()
         thread.join(15)
         manager.stop()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_progress_reported_just_before_the_result_is_kept(
+    kind: str, client: Client, run_worker: RunWorker
+) -> None:
+    # Given a task whose last act before returning is to report progress
+    worker = Worker(1)
+    if kind == "sync":
+
+        @worker.task("last_words")
+        def sync_last_words(job_id: str, data: Any) -> Any:
+            report_progress("all done")
+            return "ok"
+
+    else:
+
+        @worker.task("last_words")
+        async def async_last_words(job_id: str, data: Any) -> Any:
+            report_progress("all done")
+            return "ok"
+
+    run_worker(worker)
+    # When it runs
+    job = client.wait(client.submit("last_words").id, 10)
+    # Then that progress is recorded with the result, not dropped
+    assert (job.state, job.result, job.progress) == (JobState.SUCCEEDED, "ok", "all done")
+
+
+def test_forced_stop_returns_without_waiting_for_running_jobs(
+    client: Client, run_worker: RunWorker
+) -> None:
+    # Given a worker running a job that will not end by itself for a long time
+    started = threading.Event()
+    release = threading.Event()
+    worker = Worker(1, grace=60)
+
+    @worker.task("stuck")
+    def stuck(job_id: str, data: Any) -> Any:
+        started.set()
+        release.wait(60)
+        return "too late"
+
+    thread = run_worker(worker)
+    job = client.submit("stuck")
+    assert started.wait(10)
+    # When it is asked to stop, then to stop now (a second Ctrl-C)
+    worker.stop()
+    thread.join(0.5)
+    assert thread.is_alive(), "a graceful stop waits for the running job"
+    worker.stop(force=True)
+    thread.join(10)
+    # Then it returned while the job still runs, left to its lease, its thread lingering
+    try:
+        assert not thread.is_alive()
+        assert worker.lingering == 1
+        assert client.get(job.id).state is JobState.RUNNING
+    finally:
+        release.set()

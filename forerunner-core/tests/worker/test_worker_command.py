@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from forerunner.errors import ConfigurationError
+from forerunner.errors import ConfigurationError, ValidationError
 from forerunner.plugins import Registry
 from forerunner.tasks import ping
 from forerunner.worker import Worker
@@ -72,3 +72,19 @@ def test_handler_registered_on_the_worker_wins_over_a_plugin_task() -> None:
 def test_bad_tasks_value_is_a_configuration_error(spec: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_tasks(Worker(registry=registry()), spec, registry())
+
+
+def test_processes_set_the_concurrency() -> None:
+    assert Worker(processes=3).concurrency == 3
+    assert Worker(3, processes=3).concurrency == 3
+    assert Worker().concurrency == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [({"processes": 0}, "processes"), ({"concurrency": 8, "processes": 2}, "concurrency")],
+)
+def test_processes_that_cannot_work_are_refused(options: dict[str, int], field: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        Worker(**options)
+    assert raised.value.field == field

@@ -4,8 +4,9 @@ Covers: a worker killed with SIGKILL mid-job -> the job runs again on another wo
 after its lease and succeeds exactly once; a worker frozen with SIGSTOP past its lease
 and resumed -> its late report is fenced out and the re-run's outcome stands; the
 manager process killed with SIGKILL mid-run and restarted on its SQLite store -> no job
-lost; SIGTERM -> the running job finishes, is
-reported, and the process exits 0; the manager restarted on the same store while the
+lost; SIGTERM -> the running job finishes, is reported, and the process exits 0; a
+second SIGINT -> it exits without waiting; ``--processes`` runs jobs in child processes
+and kills one past its timeout; the manager restarted on the same store while the
 worker runs -> the worker reconnects and runs new jobs. ``--tasks`` names a module
 with a ``TASKS`` mapping, written into a temporary directory.
 """
@@ -70,7 +71,16 @@ def short_nap(job_id, data):
     time.sleep(data)
     return job_id
 
+def whoami(job_id, data):
+    return os.getpid()
+
+def spin(job_id, data):
+    while True:
+        pass
+
 TASKS = {
+    "whoami": whoami,
+    "spin": spin,
     "once_slow": once_slow,
     "frozen_once": frozen_once,
     "nap": nap,
@@ -197,6 +207,48 @@ def test_sigterm_exits_after_the_grace_period_leaving_a_stuck_job_to_its_lease(
         assert worker.returncode == 0, stderr
         assert "grace period" in stderr
         assert client.get(job.id).state is JobState.RUNNING
+
+
+def test_second_sigint_exits_without_waiting_for_the_running_job(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    started = tmp_path / "started"
+    with Manager("memory://", "memory://", port=0) as manager, Client(manager.url) as client:
+        # Given a worker with a long grace period running a job that takes a minute
+        worker = spawn(manager.url, "--grace", "60")
+        job = client.submit("nap", {"started": str(started), "seconds": 60})
+        wait_for(started.exists)
+        # When Ctrl-C is pressed once, the worker waits for the job
+        worker.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(1)
+        # And when it is pressed again, the worker exits at once
+        worker.send_signal(signal.SIGINT)
+        _, stderr = worker.communicate(timeout=15)
+
+        assert worker.returncode == 0, stderr
+        assert "again" in stderr
+        assert client.get(job.id).state is JobState.RUNNING
+
+
+def test_processes_run_jobs_in_children_and_kill_one_past_its_timeout(spawn: Spawn) -> None:
+    with Manager("memory://", "memory://", port=0) as manager, Client(manager.url) as client:
+        # Given a worker running its jobs in two child processes
+        worker = spawn(manager.url, "--processes", "2", "--concurrency", "2")
+        # When a CPU-bound job runs past its timeout
+        spun = client.submit("spin", timeout=1.0, max_attempts=1)
+        # Then its child is killed and the job fails with Timeout
+        failed = client.wait(spun.id, 30)
+        assert failed.state is JobState.FAILED
+        assert failed.error is not None
+        assert failed.error.type == "Timeout"
+        # And the worker goes on, running jobs in processes other than its own
+        pids = {client.wait(client.submit("whoami").id, 30).result for _ in range(4)}
+        assert worker.pid not in pids
+        assert all(isinstance(pid, int) for pid in pids)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=15)
+        assert worker.returncode == 0, stderr
 
 
 def test_late_report_of_a_resumed_worker_is_fenced_out(tmp_path: Path, spawn: Spawn) -> None:

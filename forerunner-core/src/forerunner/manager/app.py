@@ -31,6 +31,7 @@ from forerunner.errors import (
 from forerunner.model import JobState
 from forerunner.wire import (
     MAX_BATCH,
+    MAX_WAIT,
     BatchSubmit,
     BatchSubmitResponse,
     ErrorBody,
@@ -185,6 +186,9 @@ class _Api:
     def __init__(self, service: ManagerService) -> None:
         self.service = service
         self.document = msgspec.json.encode(openapi_document())
+        #: Worker id -> when it last said it is stopping (monotonic); its long polls
+        #: opened before then end at the next pop slice.
+        self.stopping: dict[str, float] = {}
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
@@ -266,8 +270,11 @@ class _Api:
 
     async def poll(self, request: Request) -> Response:
         body = _decode(await request.body(), PollRequest)
+        opened = time.monotonic()
+        if body.stopping:
+            self._note_stopping(body.worker, opened)
         abandon = await self.call(self.service.settle, body)
-        deadline = time.monotonic() + body.wait
+        deadline = opened + body.wait
         while True:
             left = deadline - time.monotonic()
             jobs = await self.call(
@@ -283,6 +290,7 @@ class _Api:
                 or body.capacity <= 0
                 or not body.types
                 or self.service.closing.is_set()
+                or self.stopping.get(body.worker, -math.inf) >= opened
                 or await request.is_disconnected()
             ):
                 break
@@ -293,6 +301,14 @@ class _Api:
                 lease_seconds=self.service.lease,
             )
         )
+
+    def _note_stopping(self, worker: str, when: float) -> None:
+        """Remember that ``worker`` is stopping, forgetting notes no long poll can still see."""
+        self.stopping[worker] = when
+        stale = when - MAX_WAIT - POP_SLICE
+        for other, noted in list(self.stopping.items()):
+            if noted < stale:
+                del self.stopping[other]
 
     async def healthz(self, _: Request) -> Response:
         try:

@@ -153,11 +153,14 @@ class ManagerService:
     # Workers
 
     def settle(self, request: PollRequest) -> list[str]:
-        """Apply a poll's reports, progress and lease renewals; return the ids to abandon."""
+        """Apply a poll's progress, reports and lease renewals; return the ids to abandon.
+
+        Progress goes first: a task's last progress often travels in the same poll as its
+        result, and once the result is recorded the attempt no longer runs, so progress
+        applied after it would be fenced out.
+        """
         abandon: dict[str, None] = {}
         now = self._clock()
-        for job_id in self._finish(request, now):
-            abandon[job_id] = None
         for item in request.progress:
             if not self.store.progress(item.id, item.attempt, item.value):
                 abandon[item.id] = None
@@ -165,6 +168,8 @@ class ManagerService:
             job = self.store.get(item.id)
             if job is not None:
                 self.events.emit("progress", job)
+        for job_id in self._finish(request, now):
+            abandon[job_id] = None
         running = [ref.id for ref in request.running]
         if running:
             renewed = set(self.store.renew(request.worker, running, now + self._lease_delta()))

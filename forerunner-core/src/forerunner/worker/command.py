@@ -59,7 +59,23 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
             f"name to handler (ATTR defaults to {DEFAULT_ATTR})"
         ),
     )
-    parser.add_argument("--concurrency", type=int, default=4, metavar="N")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="jobs run at once (default 4, or P with --processes)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="P",
+        help=(
+            "run each job in one of P child processes, for CPU-bound tasks; a job past its "
+            "timeout is killed"
+        ),
+    )
     parser.add_argument(
         "--grace", type=float, default=30.0, metavar="S", help="seconds to finish on stop"
     )
@@ -101,7 +117,13 @@ def _run_worker(args: argparse.Namespace) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     registry = get_registry()
-    worker = Worker(args.concurrency, worker_id=args.worker_id, registry=registry, grace=args.grace)
+    worker = Worker(
+        args.concurrency,
+        worker_id=args.worker_id,
+        registry=registry,
+        grace=args.grace,
+        processes=args.processes,
+    )
     load_tasks(worker, args.tasks, registry)
     worker.start(args.manager or ["http://127.0.0.1:2718"])
     if worker.lingering:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from forerunner.handlers import Handler
     from forerunner.model import JSON, Job
 
-__all__ = ["TIMEOUT_ERROR", "execute", "failure", "is_async"]
+__all__ = ["TIMEOUT_ERROR", "execute", "failure", "is_async", "not_json", "timed_out"]
 
 #: The error type of an attempt that ran past its job's ``timeout``.
 TIMEOUT_ERROR: Final = "Timeout"
@@ -62,7 +62,8 @@ def failure(job: Job, error: BaseException) -> ResultReport:
     )
 
 
-def _timed_out(job: Job) -> ResultReport:
+def timed_out(job: Job) -> ResultReport:
+    """The report of an attempt that ran past its job's ``timeout``."""
     return ResultReport(
         id=job.id,
         attempt=job.attempt,
@@ -74,15 +75,19 @@ def _timed_out(job: Job) -> ResultReport:
     )
 
 
+def not_json(job: Job, result: Any, error: Exception) -> ResultReport:
+    """The report of an attempt whose handler returned ``result``, which is not JSON."""
+    wrapped = TypeError(
+        f"the handler of {job.type!r} returned {type(result).__name__}, which is not JSON: {error}"
+    )
+    return failure(job, wrapped)
+
+
 def _success(job: Job, result: Any) -> ResultReport:
     try:
         msgspec.json.encode(result)
     except (TypeError, msgspec.EncodeError) as error:
-        wrapped = TypeError(
-            f"the handler of {job.type!r} returned {type(result).__name__}, which is not JSON: "
-            f"{error}"
-        )
-        return failure(job, wrapped)
+        return not_json(job, result, error)
     return ResultReport(id=job.id, attempt=job.attempt, outcome="succeeded", result=result)
 
 
@@ -117,7 +122,7 @@ async def execute(
                         result = await result
     except Exception as error:
         if isinstance(error, TimeoutError) and scope.expired():
-            deliver(_timed_out(job))
+            deliver(timed_out(job))
         else:
             deliver(failure(job, error))
     else:

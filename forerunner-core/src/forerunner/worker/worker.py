@@ -1,5 +1,7 @@
 """The worker: long-polls a manager for jobs, runs them, reports how they ended.
 
+Sync handlers run in a thread pool, ``async def`` ones on the event loop, and with
+``processes`` every job runs in a child process (:mod:`forerunner.worker.processes`).
 One asyncio loop does all the talking (``POST /v1/workers/poll``, see
 :mod:`forerunner.wire`). Two coroutines share it:
 
@@ -18,8 +20,12 @@ handler and drops a sync handler's result, since a thread cannot be killed.
 
 :meth:`Worker.stop` (or SIGTERM/SIGINT when started in the main thread) stops taking
 work, lets running jobs finish for up to ``grace`` seconds while still renewing their
-leases, reports them and returns. Jobs still running after the grace period are left to
-their leases: the manager re-queues them when the lease expires.
+leases, reports them and returns. The open long poll is not cut: the worker tells the
+manager it is stopping, which ends that poll at once, and runs whatever job the answer
+still carries, since the manager may have claimed it for this worker in that instant.
+Jobs still running after the grace period are left to their leases: the manager
+re-queues them when the lease expires. A second signal (or ``stop(force=True)``) stops
+waiting for running jobs: the worker hands over the reports it has and returns.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
     from forerunner.handlers import Handler
     from forerunner.model import JSON, Job
     from forerunner.plugins import Registry
+    from forerunner.worker.processes import ProcessPool
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -78,6 +85,10 @@ REQUEST_SLACK: Final = 10.0
 PROGRESS_EVERY: Final = 0.2
 #: Seconds the worker keeps trying to hand over its last reports after the grace period.
 FINAL_FLUSH: Final = 10.0
+#: Seconds the last reports may take after a forced stop.
+FORCED_FLUSH: Final = 2.0
+#: Seconds a stopping worker waits for its open long poll to come back.
+LONG_POLL_END: Final = 5.0
 
 
 def new_worker_id() -> str:
@@ -91,7 +102,9 @@ class _Held:
 
     job: Job
     task: asyncio.Task[None]
-    asynchronous: bool
+    #: Cancelling ``task`` stops the job (an async handler, or a job in a child
+    #: process); a sync handler's thread runs on regardless.
+    cancellable: bool
     #: Its outcome was handed to the report list; no longer renewed.
     delivered: bool = False
     #: The manager fenced this attempt out; its outcome is dropped.
@@ -105,35 +118,57 @@ class _PollFailed(Exception):
 class Worker:
     """Runs jobs handed out by one or more managers.
 
-    :param concurrency: how many jobs run at once (sync handlers each take a thread).
+    :param concurrency: how many jobs run at once (sync handlers each take a thread);
+        by default 4, or ``processes`` when that is given.
     :param worker_id: the id the manager records on every attempt; by default
         :func:`new_worker_id`.
     :param registry: where task names given to :meth:`add_plugin_tasks` are looked up;
         by default the process's plugin registry.
     :param grace: seconds running jobs may take to finish after :meth:`stop`.
+    :param processes: run every job in one of this many child processes instead
+        (CPU-bound tasks; see :mod:`forerunner.worker.processes`). Each process runs one
+        job at a time, so ``concurrency`` is ``processes``; a job past its timeout, or
+        abandoned, really stops, because its process is killed.
     """
 
     def __init__(
         self,
-        concurrency: int = 4,
+        concurrency: int | None = None,
         *,
         worker_id: str | None = None,
         registry: Registry | None = None,
         grace: float = 30.0,
+        processes: int | None = None,
     ) -> None:
+        if processes is not None:
+            if processes < 1:
+                raise ValidationError(
+                    f"processes must be at least 1, got {processes}", field="processes"
+                )
+            if concurrency is not None and concurrency != processes:
+                raise ValidationError(
+                    f"concurrency {concurrency} with {processes} processes: each process runs "
+                    "one job at a time, so concurrency is the number of processes; give one",
+                    field="concurrency",
+                )
+            concurrency = processes
+        concurrency = 4 if concurrency is None else concurrency
         if concurrency < 1:
             raise ValidationError(
                 f"concurrency must be at least 1, got {concurrency}", field="concurrency"
             )
         self.concurrency = concurrency
+        self.processes = processes
         self.worker_id = worker_id or new_worker_id()
         self.grace = grace
         self._registry = registry
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
         self._stop_requested = False
+        self._force_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
+        self._forced: asyncio.Event | None = None
         self._state: _Session | None = None
         #: Sync handlers still running in their threads when the last :meth:`start`
         #: returned (past the grace period); they keep the process alive until they end.
@@ -199,53 +234,94 @@ class Worker:
             )
         asyncio.run(self._serve([url.rstrip("/") for url in urls]))
 
-    def stop(self) -> None:
+    def stop(self, *, force: bool = False) -> None:
         """Stop taking work and return from :meth:`start` once running jobs are done.
 
+        ``force`` does not wait for running jobs: their results, if they come, are
+        dropped, and the manager hands the jobs out again when their leases expire.
         Safe to call from any thread, and before :meth:`start`.
         """
         with self._lock:
             self._stop_requested = True
-            loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None:
+            self._force_requested = self._force_requested or force
+            loop, stopping, forced = self._loop, self._stopping, self._forced
+        if loop is not None and stopping is not None and forced is not None:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(stopping.set)
+                if force:
+                    loop.call_soon_threadsafe(forced.set)
 
     async def _serve(self, urls: list[str]) -> None:
         loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
+        stopping, forced = asyncio.Event(), asyncio.Event()
         with self._lock:
-            self._loop, self._stopping = loop, stopping
+            self._loop, self._stopping, self._forced = loop, stopping, forced
             if self._stop_requested:
                 stopping.set()
-        signals = self._install_signal_handlers(loop, stopping)
+            if self._force_requested:
+                forced.set()
+        pool: ProcessPool | None = None
+        if self.processes is not None:
+            from forerunner.worker.processes import ProcessPool
+
+            pool = ProcessPool(self.processes, dict(self._handlers))
+            await pool.start()
+        signals = self._install_signal_handlers(loop)
         executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="forerunner-job")
         try:
             async with httpx.AsyncClient() as http:
-                session = _Session(self, urls, http, executor, stopping)
+                session = _Session(
+                    self,
+                    urls,
+                    http,
+                    executor=executor,
+                    pool=pool,
+                    stopping=stopping,
+                    forced=forced,
+                )
                 self._state = session
                 await session.run()
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
             executor.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                await pool.close()
             with self._lock:
-                self._loop = self._stopping = None
+                self._loop = self._stopping = self._forced = None
                 self._state = None
-                self._stop_requested = False
+                self._stop_requested = self._force_requested = False
 
-    @staticmethod
-    def _install_signal_handlers(
-        loop: asyncio.AbstractEventLoop, stopping: asyncio.Event
-    ) -> list[signal.Signals]:
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
         if threading.current_thread() is not threading.main_thread():
             return []
         installed = []
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stopping.set)
+                loop.add_signal_handler(signum, self._on_signal, signum)
                 installed.append(signum)
         return installed
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        """The first signal stops gracefully; a second one stops now."""
+        with self._lock:
+            again = self._stop_requested
+        if again:
+            logger.warning(
+                "worker %r: %s again; not waiting for running jobs (they run again after "
+                "their leases)",
+                self.worker_id,
+                signum.name,
+                extra={"action": "worker_forced_stop"},
+            )
+        else:
+            logger.info(
+                "worker %r: %s; finishing running jobs (send it again to stop now)",
+                self.worker_id,
+                signum.name,
+                extra={"action": "worker_signalled"},
+            )
+        self.stop(force=again)
 
     def handler_for(self, job_type: str) -> Handler | None:
         """The handler this worker runs for ``job_type``, if it has one."""
@@ -260,15 +336,23 @@ class _Session:
         worker: Worker,
         urls: list[str],
         http: httpx.AsyncClient,
+        *,
         executor: ThreadPoolExecutor,
+        pool: ProcessPool | None,
         stopping: asyncio.Event,
+        forced: asyncio.Event,
     ) -> None:
         self.worker = worker
         self.urls = urls
         self.url_index = 0
         self.http = http
         self.executor = executor
+        self.pool = pool
         self.stopping = stopping
+        self.forced = forced
+        #: Set while no long poll (capacity > 0) is outstanding.
+        self.long_poll_idle = asyncio.Event()
+        self.long_poll_idle.set()
         self.held: dict[str, _Held] = {}
         #: Results not yet acknowledged by a manager, oldest first.
         self.reports: list[ResultReport] = []
@@ -304,6 +388,7 @@ class _Session:
             len(self.held),
             extra={"action": "worker_stopping"},
         )
+        await self._end_long_poll()
         await self._drain()
         for task in (fetcher, flusher):
             task.cancel()
@@ -319,7 +404,11 @@ class _Session:
         while True:
             free = 0 if self.stopping.is_set() else self.worker.concurrency - len(self.held)
             if free > 0:
-                await self._poll_or_back_off(free, min(MAX_LONG_POLL, self._renew_interval()))
+                self.long_poll_idle.clear()
+                try:
+                    await self._poll_or_back_off(free, min(MAX_LONG_POLL, self._renew_interval()))
+                finally:
+                    self.long_poll_idle.set()
                 continue
             self.slot_freed.clear()
             due = self.last_renewed + self._renew_interval() - time.monotonic()
@@ -349,11 +438,13 @@ class _Session:
                 self.flush_needed.set()
                 self.report_ready.set()
 
-    async def _poll_or_back_off(self, capacity: int, wait: float) -> bool:
+    async def _poll_or_back_off(
+        self, capacity: int, wait: float, *, stopping: bool = False
+    ) -> bool:
         try:
-            await self._poll(capacity, wait)
+            await self._poll(capacity, wait, stopping=stopping)
         except _PollFailed:
-            if capacity > 0 and self.stopping.is_set():
+            if self.stopping.is_set() and (capacity > 0 or stopping):
                 return False
             self.failures += 1
             self.url_index = (self.url_index + 1) % len(self.urls)
@@ -363,7 +454,7 @@ class _Session:
         self.failures = 0
         return True
 
-    async def _poll(self, capacity: int, wait: float) -> None:
+    async def _poll(self, capacity: int, wait: float, *, stopping: bool = False) -> None:
         reports, self.reports = self.reports[:MAX_BATCH], self.reports[MAX_BATCH:]
         progress = list(self.progress.values())[:MAX_BATCH]
         for item in progress:
@@ -381,11 +472,12 @@ class _Session:
             progress=progress,
             reports=reports,
             wait=wait,
+            stopping=stopping,
         )
         url = self.urls[self.url_index]
         answer: PollResponse | None = None
         try:
-            answer = await self._send(url, request, capacity > 0)
+            answer = await self._send(url, request)
         finally:
             if answer is None:
                 self.reports[:0] = reports
@@ -398,29 +490,15 @@ class _Session:
         for body in answer.jobs:
             self._start(job_from_wire(body))
 
-    async def _send(self, url: str, request: PollRequest, interruptible: bool) -> PollResponse:
-        """POST one poll; a long poll gives up when the worker starts stopping."""
-        post = self.http.post(
-            f"{url}/v1/workers/poll",
-            content=msgspec.json.encode(request),
-            headers={"content-type": "application/json"},
-            timeout=request.wait + REQUEST_SLACK,
-        )
+    async def _send(self, url: str, request: PollRequest) -> PollResponse:
+        """POST one poll and decode the answer."""
         try:
-            if interruptible:
-                sending = asyncio.ensure_future(post)
-                stop = asyncio.ensure_future(self.stopping.wait())
-                try:
-                    await asyncio.wait({sending, stop}, return_when="FIRST_COMPLETED")
-                finally:
-                    stop.cancel()
-                if not sending.done():
-                    sending.cancel()
-                    await asyncio.gather(sending, return_exceptions=True)
-                    raise _PollFailed("stopping")
-                response = sending.result()
-            else:
-                response = await post
+            response = await self.http.post(
+                f"{url}/v1/workers/poll",
+                content=msgspec.json.encode(request),
+                headers={"content-type": "application/json"},
+                timeout=request.wait + REQUEST_SLACK,
+            )
         except httpx.HTTPError as error:
             logger.warning(
                 "poll of %s failed: %s: %s",
@@ -455,13 +533,23 @@ class _Session:
             self._deliver_report(failure(job, error))
             return
         task = asyncio.create_task(self._run_job(handler, job), name=f"forerunner-job-{job.id}")
-        self.held[job.id] = _Held(job=job, task=task, asynchronous=is_async(handler))
+        cancellable = self.pool is not None or is_async(handler)
+        self.held[job.id] = _Held(job=job, task=task, cancellable=cancellable)
 
     async def _run_job(self, handler: Handler, job: Job) -> None:
         loop = asyncio.get_running_loop()
 
         def report_progress(value: JSON) -> None:
-            loop.call_soon_threadsafe(self._record_progress, job, value)
+            # From the loop itself record at once, so that progress reported just before
+            # an async handler returns is in place when its result is delivered.
+            try:
+                here = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                here = False
+            if here:
+                self._record_progress(job, value)
+            else:
+                loop.call_soon_threadsafe(self._record_progress, job, value)
 
         def deliver(report: ResultReport) -> None:
             held = self.held.get(job.id)
@@ -472,20 +560,24 @@ class _Session:
             self._deliver_report(report)
 
         try:
-            await execute(
-                handler,
-                job,
-                executor=self.executor,
-                report_progress=report_progress,
-                deliver=deliver,
-            )
+            if self.pool is not None:
+                deliver(await self.pool.run(job, report_progress))
+            else:
+                await execute(
+                    handler,
+                    job,
+                    executor=self.executor,
+                    report_progress=report_progress,
+                    deliver=deliver,
+                )
         finally:
             self.held.pop(job.id, None)
             self.slot_freed.set()
 
     def _deliver_report(self, report: ResultReport) -> None:
+        # The job's pending progress stays: it travels in the same poll, and the manager
+        # records progress before results.
         self.reports.append(report)
-        self.progress.pop(report.id, None)
         self.flush_needed.set()
         self.report_ready.set()
 
@@ -518,30 +610,63 @@ class _Session:
             held.job.attempt,
             extra={"action": "abandon", "job_id": job_id},
         )
-        if held.asynchronous and not held.delivered:
+        if held.cancellable and not held.delivered:
             held.task.cancel()
 
     # Stopping
 
+    async def _end_long_poll(self) -> None:
+        """Ask the manager to end the open long poll, and wait for its answer.
+
+        Cutting the request instead could drop a job the manager claimed for this worker
+        in that instant, which would then wait out its lease before running anywhere.
+        """
+        if self.long_poll_idle.is_set() or self.forced.is_set():
+            return
+        await self._poll_or_back_off(0, 0.0, stopping=True)
+        ended = asyncio.create_task(self.long_poll_idle.wait())
+        forced = asyncio.create_task(self.forced.wait())
+        done, _ = await asyncio.wait(
+            {ended, forced}, timeout=LONG_POLL_END, return_when="FIRST_COMPLETED"
+        )
+        ended.cancel()
+        forced.cancel()
+        if not done:
+            logger.warning(
+                "worker %r: the open long poll did not end within %s s; a job it hands out "
+                "now runs again after its lease",
+                self.worker.worker_id,
+                LONG_POLL_END,
+                extra={"action": "long_poll_abandoned"},
+            )
+
     async def _drain(self) -> None:
         tasks = [held.task for held in self.held.values()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.worker.grace)
+        if tasks and not self.forced.is_set():
+            finished = asyncio.ensure_future(asyncio.wait(tasks))
+            forced = asyncio.ensure_future(self.forced.wait())
+            await asyncio.wait(
+                {finished, forced}, timeout=self.worker.grace, return_when="FIRST_COMPLETED"
+            )
+            finished.cancel()
+            forced.cancel()
         left = list(self.held.values())
-        self.worker.lingering = sum(not held.asynchronous for held in left)
+        self.worker.lingering = sum(not held.cancellable for held in left)
         for held in left:
             logger.warning(
-                "job %r still running after the %s s grace period; left to its lease",
+                "job %r still running %s; left to its lease",
                 held.job.id,
-                self.worker.grace,
+                "at a forced stop"
+                if self.forced.is_set()
+                else f"after the {self.worker.grace} s grace period",
                 extra={"action": "grace_expired", "job_id": held.job.id},
             )
             held.abandoned = True
-            if held.asynchronous:
+            if held.cancellable:
                 held.task.cancel()
 
     async def _final_flush(self) -> None:
-        deadline = time.monotonic() + FINAL_FLUSH
+        deadline = time.monotonic() + (FORCED_FLUSH if self.forced.is_set() else FINAL_FLUSH)
         while (self.reports or self.progress) and time.monotonic() < deadline:
             await self._poll_or_back_off(0, 0.0)
         if self.reports:

@@ -2,7 +2,8 @@
 
 ``forerunner plugins`` lists the plugins with their distributions, then the store
 schemes, queue schemes and task names with the plugin providing each, and the names two
-plugins claim; ``--json`` prints the same as one document. Any forerunner error ends
+plugins claim; ``--json`` prints the same as one document. ``forerunner migrate``
+migrates a store that has a schema and says when one has none. Any forerunner error ends
 the command with one line on stderr and exit code 2, never a traceback. Most tests call
 :func:`forerunner.cli.main` in this process; two run the installed console script.
 """
@@ -259,3 +260,55 @@ def test_installed_console_script_reports_a_plugin_that_fails_to_import(
         "forerunner: error: plugin 'half' (forerunner-half 0.2) failed to import "
         "'fake_cli_broken': RuntimeError: half-installed\n"
     )
+
+
+class EvolvingStore:
+    """A store with a schema: only what ``forerunner migrate`` touches."""
+
+    closed = False
+
+    def migrate(self) -> str:
+        return "schema 'jobs' migrated from version 0 to 2"
+
+    def close(self) -> None:
+        EvolvingStore.closed = True
+
+
+class EvolvingPlugin:
+    @hookimpl
+    def forerunner_store_backends(self) -> dict[str, Any]:
+        return {"evolving": lambda url: EvolvingStore()}
+
+
+def test_migrate_applies_a_stores_migrations_and_prints_what_it_did(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forerunner import migrate_command
+
+    registry = Registry.from_plugins(
+        [(PluginInfo(name="evolving", module="tests"), EvolvingPlugin())]
+    )
+    monkeypatch.setattr(migrate_command, "get_registry", lambda: registry)
+
+    code, out, _ = run(capsys, "migrate", "--store", "evolving://db")
+
+    assert (code, out) == (0, "schema 'jobs' migrated from version 0 to 2\n")
+    assert EvolvingStore.closed
+
+
+def test_migrate_on_a_store_without_a_schema_says_there_is_nothing_to_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "migrate", "--store", "memory://")
+
+    assert (code, out) == (0, "memory://: memory stores keep no schema to migrate\n")
+
+
+def test_migrate_on_an_unknown_scheme_fails_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "migrate", "--store", "nosuch://x")
+
+    assert code == 2
+    assert "no store backend for scheme 'nosuch'" in err
+    assert "Traceback" not in err

@@ -19,6 +19,7 @@ from forerunner.batch_command import add_run_command
 from forerunner.client_command import add_client_commands
 from forerunner.errors import ForerunnerError
 from forerunner.manager.command import add_manager_command
+from forerunner.migrate_command import add_migrate_command
 from forerunner.plugins import get_registry
 from forerunner.worker.command import add_worker_command
 
@@ -58,6 +59,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_client_commands(commands)
     add_manager_command(commands)
     add_run_command(commands)
+    add_migrate_command(commands)
     return parser
 
 

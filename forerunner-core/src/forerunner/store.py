@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from forerunner.model import JSON, Job, JobState, Report
 
-__all__ = ["Store"]
+__all__ = ["Migrating", "Store"]
 
 
 @runtime_checkable
@@ -170,4 +170,22 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class Migrating(Protocol):
+    """A store whose schema evolves between releases, such as a SQL database's.
+
+    Optional: a store that has it gets ``forerunner migrate --store URL``, which opens
+    the store and calls :meth:`migrate`. A store that migrates itself on opening still
+    offers it, so that an operator can migrate before starting managers, and see what
+    was done.
+    """
+
+    def migrate(self) -> object:
+        """Bring the schema up to date; safe while other processes use the store.
+
+        Returns what was done, in a form whose ``str()`` is one line for a person.
+        """
         ...

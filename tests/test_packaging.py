@@ -115,6 +115,21 @@ def test_core_wheel_ships_its_sql_files(built: dict[str, list[Path]]) -> None:
 
 
 @pytest.mark.slow
+def test_backend_wheels_ship_their_sql_and_lua_files(built: dict[str, list[Path]]) -> None:
+    with zipfile.ZipFile(wheel_of(built, "forerunner-postgres-store")) as wheel:
+        postgres = set(wheel.namelist())
+    with zipfile.ZipFile(wheel_of(built, "forerunner-redis-queue")) as wheel:
+        redis = set(wheel.namelist())
+
+    sql = "forerunner_postgres_store/sql"
+    assert {f"{sql}/schema.sql", f"{sql}/queries.sql", f"{sql}/migrations/0001_initial.sql"} <= (
+        postgres
+    )
+    lua = "forerunner_redis_queue/lua"
+    assert {f"{lua}/{name}.lua" for name in ("push", "pop", "remove", "clear", "size")} <= redis
+
+
+@pytest.mark.slow
 def test_installed_wheels_work_in_a_clean_environment(
     built: dict[str, list[Path]], make_venv: Callable[[str], Venv], tmp_path: Path
 ) -> None:

@@ -9,10 +9,20 @@ written against a manager over the network handle failures the same way.
 
 The two classes share everything but the transport: a request is described once as a
 :class:`_Call` and decoded once by :func:`_decode`.
+
+With ``retry_for=S`` a client keeps trying a request that failed transiently for up to S
+seconds, backing off from 0.1 s to 5 s with jitter: a 503 (the manager's store or queue
+is unavailable, and nothing was written), a connection that could not be made (nothing
+was sent), and for reads any broken connection. A submit cut off after it was sent is
+not retried, since the manager may have stored it: give the job a ``key`` to make that
+safe. The default, 0, fails at once, so a mistyped URL is reported without a wait.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -48,10 +58,15 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_URL", "AsyncClient", "Client", "JobPage"]
 
+logger = logging.getLogger(__name__)
+
 #: Where ``forerunner manager`` listens by default.
 DEFAULT_URL: Final = "http://127.0.0.1:2718"
 #: The longest wait one request asks the manager for; longer waits are several requests.
 _WAIT_SLICE: Final = 60.0
+#: Back-off bounds between two tries of a transiently failed request, in seconds.
+_RETRY_FIRST: Final = 0.1
+_RETRY_MAX: Final = 5.0
 
 R = TypeVar("R")
 
@@ -193,6 +208,10 @@ def _error_for(call: _Call, response: httpx.Response) -> ForerunnerError:
     return BackendError(f"{call.method} {call.path} failed with {status}: {message}")
 
 
+def _headers(call: _Call) -> dict[str, str] | None:
+    return {"content-type": "application/json"} if call.body is not None else None
+
+
 def _unreachable(base_url: str, error: httpx.HTTPError) -> BackendUnavailable:
     return BackendUnavailable(
         f"the manager at {base_url} did not answer ({type(error).__name__}: {error}); "
@@ -209,16 +228,69 @@ def _wait_slices(timeout: float) -> tuple[float, float]:
     return min(max(timeout, 0.0), _WAIT_SLICE), time.monotonic() + max(timeout, 0.0)
 
 
+def _transient(call: _Call, outcome: httpx.Response | httpx.HTTPError) -> bool:
+    """Whether trying ``call`` again after ``outcome`` can neither duplicate nor mislead."""
+    if isinstance(outcome, httpx.Response):
+        return outcome.status_code == 503
+    if isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True
+    return call.method == "GET" and isinstance(outcome, httpx.TransportError)
+
+
+@attrs.define
+class _Retries:
+    """The back-off of one request: how long to pause before the next try, if any."""
+
+    url: str
+    call: _Call
+    deadline: float
+    tries: int = 0
+
+    @classmethod
+    def within(cls, url: str, call: _Call, seconds: float) -> _Retries:
+        return cls(url=url, call=call, deadline=time.monotonic() + seconds)
+
+    def pause(self, outcome: httpx.Response | httpx.HTTPError) -> float | None:
+        """Seconds to wait before trying again, or None to give up with ``outcome``."""
+        if not _transient(self.call, outcome):
+            return None
+        self.tries += 1
+        delay = min(_RETRY_MAX, _RETRY_FIRST * 2.0 ** (self.tries - 1)) * random.uniform(0.5, 1.0)
+        if time.monotonic() + delay > self.deadline:
+            if self.tries > 1:
+                what = (
+                    f"status {outcome.status_code}"
+                    if isinstance(outcome, httpx.Response)
+                    else type(outcome).__name__
+                )
+                logger.warning(
+                    "%s %s%s: giving up after %d tries (%s)",
+                    self.call.method,
+                    self.url,
+                    self.call.path,
+                    self.tries,
+                    what,
+                    extra={"action": "client_gave_up", "path": self.call.path},
+                )
+            return None
+        return delay
+
+
 class Client:
     """A synchronous client of one manager.
 
     :param url: the manager's base URL, e.g. ``http://127.0.0.1:2718``.
     :param timeout: seconds one request may take, beyond what a long poll asks for.
+    :param retry_for: seconds to keep trying a request that failed transiently (see the
+        module's docstring); 0 fails at once.
     """
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, retry_for: float = 0.0
+    ) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
+        self._retry_for = retry_for
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
 
     def __enter__(self) -> Client:
@@ -295,26 +367,38 @@ class Client:
         return job_from_wire(answer.job)
 
     def _send(self, call: _Call) -> Any:
-        try:
-            response = self._http.request(
-                call.method,
-                call.path,
-                content=call.body,
-                params=call.params,
-                headers={"content-type": "application/json"} if call.body is not None else None,
-                timeout=self._timeout + call.hold,
-            )
-        except httpx.HTTPError as error:
-            raise _unreachable(self.url, error) from error
-        return _decode(call, response)
+        retries = _Retries.within(self.url, call, self._retry_for)
+        while True:
+            outcome: httpx.Response | httpx.HTTPError
+            try:
+                outcome = self._http.request(
+                    call.method,
+                    call.path,
+                    content=call.body,
+                    params=call.params,
+                    headers=_headers(call),
+                    timeout=self._timeout + call.hold,
+                )
+            except httpx.HTTPError as error:
+                outcome = error
+            pause = retries.pause(outcome)
+            if pause is None:
+                break
+            time.sleep(pause)
+        if isinstance(outcome, httpx.HTTPError):
+            raise _unreachable(self.url, outcome) from outcome
+        return _decode(call, outcome)
 
 
 class AsyncClient:
     """The asyncio twin of :class:`Client`: the same methods, awaited."""
 
-    def __init__(self, url: str = DEFAULT_URL, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, retry_for: float = 0.0
+    ) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
+        self._retry_for = retry_for
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout)
 
     async def __aenter__(self) -> AsyncClient:
@@ -389,15 +473,24 @@ class AsyncClient:
         return job_from_wire(answer.job)
 
     async def _send(self, call: _Call) -> Any:
-        try:
-            response = await self._http.request(
-                call.method,
-                call.path,
-                content=call.body,
-                params=call.params,
-                headers={"content-type": "application/json"} if call.body is not None else None,
-                timeout=self._timeout + call.hold,
-            )
-        except httpx.HTTPError as error:
-            raise _unreachable(self.url, error) from error
-        return _decode(call, response)
+        retries = _Retries.within(self.url, call, self._retry_for)
+        while True:
+            outcome: httpx.Response | httpx.HTTPError
+            try:
+                outcome = await self._http.request(
+                    call.method,
+                    call.path,
+                    content=call.body,
+                    params=call.params,
+                    headers=_headers(call),
+                    timeout=self._timeout + call.hold,
+                )
+            except httpx.HTTPError as error:
+                outcome = error
+            pause = retries.pause(outcome)
+            if pause is None:
+                break
+            await asyncio.sleep(pause)
+        if isinstance(outcome, httpx.HTTPError):
+            raise _unreachable(self.url, outcome) from outcome
+        return _decode(call, outcome)

@@ -3,23 +3,22 @@
 Every HTTP error becomes the forerunner error of the same meaning with the server's
 message: 404 -> JobNotFound, 409 -> InvalidTransition, 400/422 -> ValidationError with
 the field, no answer -> BackendUnavailable. Also: idempotency keys, batch submit,
-listing with a cursor, a wait that times out, and the async twin of each call.
+listing with a cursor, a wait that times out, the async twin of each call, and a client
+with ``retry_for`` that waits for a manager that is not up yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+import threading
 
 import pytest
 
 from forerunner.client import AsyncClient, Client
 from forerunner.errors import BackendUnavailable, InvalidTransition, JobNotFound, ValidationError
+from forerunner.manager import Manager
 from forerunner.model import JobState
-
-if TYPE_CHECKING:
-    from forerunner.manager import Manager
 
 
 def test_submit_then_get_returns_the_queued_job(client: Client) -> None:
@@ -126,6 +125,25 @@ def test_manager_not_answering_raises_backend_unavailable() -> None:
         pytest.raises(BackendUnavailable, match=str(port)),
     ):
         client.get("any")
+
+
+def test_a_retrying_client_gets_through_once_the_manager_answers() -> None:
+    # Given a port where the manager is not listening yet, but will be soon
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    late = Manager("memory://", "memory://", port=port)
+    starter = threading.Timer(0.3, late.start)
+    starter.start()
+    try:
+        # When a client that retries for a while submits a job
+        with Client(f"http://127.0.0.1:{port}", retry_for=30.0) as client:
+            job = client.submit("ping", {"late": True})
+            # Then the submit got through, once
+            assert client.list().jobs == [job]
+    finally:
+        starter.join()
+        late.stop()
 
 
 def test_async_client_mirrors_the_sync_client(manager: Manager) -> None:

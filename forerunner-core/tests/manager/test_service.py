@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from forerunner.errors import InvalidTransition, JobNotFound, ValidationError
+from forerunner.backends.memory_queue import MemoryQueue
+from forerunner.errors import BackendUnavailable, InvalidTransition, JobNotFound, ValidationError
 from forerunner.hookspecs import hookimpl
 from forerunner.manager.events import Events
 from forerunner.manager.service import ManagerService, backoff, spec_from_options
@@ -28,6 +29,8 @@ from forerunner.wire import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from forerunner.model import Job
 
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
@@ -318,3 +321,34 @@ def test_callbacks_filter_by_type_and_a_raising_one_is_logged(
     assert seen == {"ping": ["ping"], "any": ["ping", "a", "c"], "list": ["a"]}
     assert "callback bug" in caplog.text
     assert service.store.counts()[("c", JobState.QUEUED)] == 1
+
+
+class UnreachableQueue(MemoryQueue):
+    """A memory queue whose pushes fail while ``down`` is set, as a Redis that went away."""
+
+    down = True
+
+    def push(self, entries: Sequence[QueueEntry]) -> None:
+        if self.down:
+            raise BackendUnavailable("the queue does not answer")
+        super().push(entries)
+
+
+def test_a_submit_whose_push_fails_is_stored_and_queued_by_the_next_rebuild(
+    clock: Clock, recorder: Recorder
+) -> None:
+    registry = Registry.from_plugins([(PluginInfo(name="recorder", module="test"), recorder)])
+    queue = UnreachableQueue()
+    service = ManagerService(
+        registry.open_store("memory://"), queue, Events(registry), lease=10.0, clock=clock
+    )
+    # When the queue fails the push of a submitted job
+    [(job, created)] = service.submit([JobSpec(type="ping")])
+    # Then the submit still succeeds, because the job is stored (a 503 would make a
+    # retrying client submit it twice)
+    assert created
+    assert service.get(job.id).state is JobState.QUEUED
+    # And once the queue answers again, the reaper's rebuild queues the job
+    queue.down = False
+    service.reap()
+    assert [entry.job_id for entry in queue.pop(["ping"], 10)] == [job.id]

@@ -1,14 +1,23 @@
-"""``forerunner manager``: serve the HTTP API until SIGINT or SIGTERM."""
+"""``forerunner manager``: serve the HTTP API until SIGINT or SIGTERM.
+
+One option is hidden from ``--help``: ``--clock-offset S`` moves the manager's clock by
+S seconds (negative is behind). It exists for the fault tests, which run managers with
+clocks 4 s apart to show that leases stay single-owner when they are long enough
+(docs/guarantees.md); an operator never needs it.
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
 from forerunner.manager.server import DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_STORE, Manager
+from forerunner.manager.service import utc_now
 
 if TYPE_CHECKING:
-    import argparse
+    from collections.abc import Callable
 
 __all__ = ["add_manager_command"]
 
@@ -37,6 +46,7 @@ def add_manager_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         default=30.0,
         help="seconds a handed-out job lives without the worker's renewal (default: %(default)s)",
     )
+    parser.add_argument("--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.set_defaults(run=_run_manager)
 
 
@@ -45,5 +55,16 @@ def _run_manager(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     options: dict[str, Any] = {"host": args.host, "port": args.port, "lease": args.lease}
+    if args.clock_offset:
+        options["clock"] = _skewed(args.clock_offset)
     Manager(args.store, args.queue, **options).serve()
     return 0
+
+
+def _skewed(seconds: float) -> Callable[[], dt.datetime]:
+    offset = dt.timedelta(seconds=seconds)
+
+    def clock() -> dt.datetime:
+        return utc_now() + offset
+
+    return clock

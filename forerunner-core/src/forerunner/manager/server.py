@@ -19,10 +19,11 @@ import uvicorn
 from forerunner.errors import ConfigurationError
 from forerunner.manager.app import create_app
 from forerunner.manager.events import Events
-from forerunner.manager.service import ManagerService, spec_from_options
+from forerunner.manager.service import ManagerService, spec_from_options, utc_now
 from forerunner.plugins import get_registry
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Callable, Iterable
     from types import FrameType, TracebackType
 
@@ -60,7 +61,9 @@ class Manager:
     """Accepts jobs, hands them to workers by lease, and keeps every fact in the store.
 
     ``store`` and ``queue`` are URLs (opened through the plugins, closed by :meth:`stop`)
-    or open backends (left open: the caller owns them).
+    or open backends (left open: the caller owns them). ``clock`` gives the time every
+    lease, retry and reaper step is judged by (UTC now by default); the fault tests pass
+    a skewed one to show that managers whose clocks disagree do not claim a job twice.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Manager:
         port: int = DEFAULT_PORT,
         lease: float = 30.0,
         registry: Registry | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if lease <= 0:
             raise ConfigurationError(f"lease must be a positive number of seconds, got {lease!r}")
@@ -90,7 +94,9 @@ class Manager:
         self.host = host
         self.port = port
         self.events = Events(self._registry)
-        self.service = ManagerService(opened_store, opened_queue, self.events, lease=lease)
+        self.service = ManagerService(
+            opened_store, opened_queue, self.events, lease=lease, clock=clock or utc_now
+        )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -8,6 +8,7 @@ from the store whenever it falls behind, so many managers may share one store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from forerunner.errors import InvalidTransition, JobNotFound, ValidationError
+from forerunner.errors import BackendError, InvalidTransition, JobNotFound, ValidationError
 from forerunner.ids import new_id
 from forerunner.model import Job, JobError, JobState, QueueEntry, Report
 from forerunner.wire import JobSpec
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from forerunner.store import Store
     from forerunner.wire import PollRequest
 
-__all__ = ["MAX_BACKOFF", "ManagerService", "backoff", "spec_from_options"]
+__all__ = ["MAX_BACKOFF", "ManagerService", "backoff", "spec_from_options", "utc_now"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ MAX_BACKOFF: Final = 300.0
 BATCH: Final = 1000
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
+    """The manager's clock unless told otherwise: every lease is judged by it."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -75,7 +77,7 @@ class ManagerService:
         events: Events,
         *,
         lease: float = 30.0,
-        clock: Callable[[], dt.datetime] = _now,
+        clock: Callable[[], dt.datetime] = utc_now,
         jitter: Callable[[], float] = lambda: random.uniform(0.5, 1.0),
     ) -> None:
         self.store = store
@@ -104,7 +106,19 @@ class ManagerService:
         ]
         stored = self.store.add(jobs)
         created = [(kept, kept.id == mine.id) for kept, mine in zip(stored, jobs, strict=True)]
-        self._push([job for job, new in created if new and job.state is JobState.QUEUED])
+        due = [job for job, new in created if new and job.state is JobState.QUEUED]
+        try:
+            self._push(due)
+        except BackendError as error:
+            # The jobs are stored, so the submission succeeded: answering 503 now would
+            # make a retrying client submit them twice. The reaper's rebuild queues them.
+            logger.warning(
+                "stored %d job(s) but could not queue them (%s); the queue rebuild will: %s",
+                len(due),
+                error,
+                ", ".join(job.id for job in due),
+                extra={"action": "push_deferred", "job_id": due[0].id},
+            )
         self.events.emit_all("created", [job for job, new in created if new])
         return created
 
@@ -192,9 +206,16 @@ class ManagerService:
         if not entries:
             return []
         now = self._clock()
-        claimed = self.store.claim(
-            [entry.job_id for entry in entries], worker, now, now + self._lease_delta()
-        )
+        try:
+            claimed = self.store.claim(
+                [entry.job_id for entry in entries], worker, now, now + self._lease_delta()
+            )
+        except BackendError:
+            # The popped entries are gone from the queue while their jobs stay queued in
+            # the store; put them back so they do not wait for the next full rebuild.
+            with contextlib.suppress(BackendError):
+                self.queue.push(entries)
+            raise
         self.events.emit_all("staged", claimed)
         return claimed
 

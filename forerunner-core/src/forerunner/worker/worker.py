@@ -669,11 +669,12 @@ class _Session:
         deadline = time.monotonic() + (FORCED_FLUSH if self.forced.is_set() else FINAL_FLUSH)
         while (self.reports or self.progress) and time.monotonic() < deadline:
             await self._poll_or_back_off(0, 0.0)
-        if self.reports:
+        for report in self.reports:
             logger.error(
-                "worker %r exits with %d unacknowledged report(s); their jobs run again "
-                "after their leases",
+                "worker %r exits without a manager acknowledging the report of job %r "
+                "attempt %d; the job runs again after its lease",
                 self.worker.worker_id,
-                len(self.reports),
-                extra={"action": "reports_lost"},
+                report.id,
+                report.attempt,
+                extra={"action": "report_lost", "job_id": report.id},
             )

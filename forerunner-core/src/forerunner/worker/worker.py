@@ -538,15 +538,12 @@ class _Session:
 
     async def _run_job(self, handler: Handler, job: Job) -> None:
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
 
         def report_progress(value: JSON) -> None:
             # From the loop itself record at once, so that progress reported just before
             # an async handler returns is in place when its result is delivered.
-            try:
-                here = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                here = False
-            if here:
+            if threading.get_ident() == loop_thread:
                 self._record_progress(job, value)
             else:
                 loop.call_soon_threadsafe(self._record_progress, job, value)

@@ -28,6 +28,7 @@ from forerunner.errors import BackendError, BackendUnavailable, ConfigurationErr
 from forerunner.ids import new_id
 from forerunner.model import Job, JobError, JobState, Report
 from forerunner.plugins import open_store
+from forerunner.sqlfiles import load_queries
 from forerunner.store import Store
 
 if TYPE_CHECKING:
@@ -170,11 +171,47 @@ def test_wal_mode_and_schema_are_set_up(store: SQLiteStore, db_path: Path) -> No
     assert {
         "forerunner_jobs_key",
         "forerunner_jobs_state_id",
-        "forerunner_jobs_state_lease",
-        "forerunner_jobs_state_run_at",
+        "forerunner_jobs_running_lease",
+        "forerunner_jobs_scheduled_run_at",
         "forerunner_jobs_type_state",
         "forerunner_jobs_finished",
     } <= indexes
+
+
+def test_a_file_made_with_the_old_full_indexes_gets_the_partial_ones(db_path: Path) -> None:
+    SQLiteStore(str(db_path)).close()
+    with raw(db_path) as conn:
+        conn.executescript(
+            "DROP INDEX forerunner_jobs_running_lease;"
+            "DROP INDEX forerunner_jobs_scheduled_run_at;"
+            "CREATE INDEX forerunner_jobs_state_lease ON forerunner_jobs (state, lease_until);"
+            "CREATE INDEX forerunner_jobs_state_run_at ON forerunner_jobs (state, run_at);"
+        )
+
+    SQLiteStore(str(db_path)).close()
+
+    with raw(db_path) as conn:
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "forerunner_jobs_state_lease" not in indexes
+    assert "forerunner_jobs_state_run_at" not in indexes
+    assert {"forerunner_jobs_running_lease", "forerunner_jobs_scheduled_run_at"} <= indexes
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [
+        ("expired_leases", "forerunner_jobs_running_lease"),
+        ("promote_jobs", "forerunner_jobs_scheduled_run_at"),
+    ],
+)
+def test_the_reaper_finds_its_jobs_through_the_partial_indexes(
+    store: SQLiteStore, db_path: Path, name: str, index: str
+) -> None:
+    queries = load_queries("forerunner.backends", "sql/sqlite/queries.sql")
+    with raw(db_path) as conn:
+        rows = conn.execute(f"EXPLAIN QUERY PLAN {queries[name]}", {"now": 0, "limit": 10})
+        plan = " ".join(row[-1] for row in rows)
+    assert index in plan
 
 
 def test_reopening_applies_the_schema_once(store: SQLiteStore, db_path: Path) -> None:

@@ -59,20 +59,30 @@ REPORT_STATES: Final = frozenset(
 
 def utc(value: dt.datetime) -> dt.datetime:
     """Return ``value`` in UTC; refuse naive datetimes, whose meaning depends on the host."""
+    if value.tzinfo is dt.UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"datetime {value!r} is naive; forerunner stores only aware UTC times")
     return value.astimezone(dt.UTC)
 
 
 def _aware(_: object, attribute: attrs.Attribute[Any], value: dt.datetime | None) -> None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+    # Stores build a job from every row they read; UTC values, the common case, are
+    # recognised by identity before anything costlier is asked.
+    if value is None or value.tzinfo is dt.UTC:
+        return
+    if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{attribute.name}={value!r} is naive; pass a timezone-aware datetime")
 
 
 def _optional_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is None:
+    if value is None or value.tzinfo is None or value.tzinfo is dt.UTC:
         return value
     return value.astimezone(dt.UTC)
+
+
+def _state(value: JobState | str) -> JobState:
+    return value if type(value) is JobState else JobState(value)
 
 
 def _non_empty(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -102,7 +112,7 @@ class Job:
     type: str = attrs.field(validator=[attrs.validators.instance_of(str), _non_empty])
     #: JSON value handed to the task.
     data: JSON = None
-    state: JobState = attrs.field(default=JobState.QUEUED, converter=JobState)
+    state: JobState = attrs.field(default=JobState.QUEUED, converter=_state)
     #: Higher runs first.
     priority: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
     #: How many times the job was claimed so far; 0 before the first run.
@@ -163,7 +173,7 @@ class Report:
     #: The attempt this report is about; fences out reports of older attempts.
     attempt: int = attrs.field(validator=attrs.validators.ge(1))
     #: ``succeeded``, ``failed``, ``queued`` (retry now) or ``scheduled`` (retry at ``run_at``).
-    state: JobState = attrs.field(converter=JobState, validator=_report_state)
+    state: JobState = attrs.field(converter=_state, validator=_report_state)
     now: dt.datetime = attrs.field(converter=utc)
     result: JSON = None
     error: JobError | None = None

@@ -16,6 +16,8 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Final
 
+import msgspec
+
 from forerunner.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ __all__ = ["copy_json", "dump_json", "from_micros", "load_json", "to_micros"]
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
 _IMMUTABLE_SCALARS: Final = (str, int, float, bool)
+_decode: Final = msgspec.json.Decoder().decode
 
 
 def dump_json(value: JSON, *, field: str) -> str | None:
@@ -43,8 +46,18 @@ def dump_json(value: JSON, *, field: str) -> str | None:
 
 
 def load_json(text: str | None) -> JSON:
-    """Decode what :func:`dump_json` made."""
-    return None if text is None else json.loads(text)
+    """Decode what :func:`dump_json` made.
+
+    msgspec first, being several times faster and decoding the same values; the standard
+    library for what it refuses and :func:`dump_json` can write: lone surrogates, NaN
+    and infinities.
+    """
+    if text is None:
+        return None
+    try:
+        return _decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 def copy_json(value: JSON, *, field: str) -> JSON:

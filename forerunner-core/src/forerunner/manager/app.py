@@ -77,6 +77,9 @@ _STATUS: Final = {
 }
 
 
+_encode: Final = msgspec.json.Encoder().encode
+
+
 class _HTTPError(Exception):
     """An answer that is not a success; raised inside a handler, rendered by :func:`_guard`."""
 
@@ -87,6 +90,12 @@ class _HTTPError(Exception):
 
 def _json(body: msgspec.Struct | dict[str, Any], status: int = 200) -> Response:
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+
+
+def _encode_poll(jobs: list[Job], abandon: list[str], lease: float) -> bytes:
+    return _encode(
+        PollResponse(jobs=[job_to_wire(job) for job in jobs], abandon=abandon, lease_seconds=lease)
+    )
 
 
 def _error_response(detail: ErrorDetail) -> Response:
@@ -273,34 +282,31 @@ class _Api:
         opened = time.monotonic()
         if body.stopping:
             self._note_stopping(body.worker, opened)
-        abandon = await self.call(self.service.settle, body)
         deadline = opened + body.wait
-        while True:
+        # The reports and the first pop share one trip to the thread pool: a busy worker
+        # polls hundreds of times a second, and each trip costs a thread hand-off.
+        abandon, jobs = await self.call(self._settle_and_hand_out, body, min(POP_SLICE, body.wait))
+        while not (
+            jobs
+            or deadline - time.monotonic() <= 0
+            or body.capacity <= 0
+            or not body.types
+            or self.service.closing.is_set()
+            or self.stopping.get(body.worker, -math.inf) >= opened
+            or await request.is_disconnected()
+        ):
             left = deadline - time.monotonic()
             jobs = await self.call(
-                self.service.hand_out,
-                body.worker,
-                body.types,
-                body.capacity,
-                min(POP_SLICE, max(left, 0.0)),
+                self.service.hand_out, body.worker, body.types, body.capacity, min(POP_SLICE, left)
             )
-            if (
-                jobs
-                or left <= POP_SLICE
-                or body.capacity <= 0
-                or not body.types
-                or self.service.closing.is_set()
-                or self.stopping.get(body.worker, -math.inf) >= opened
-                or await request.is_disconnected()
-            ):
-                break
-        return _json(
-            PollResponse(
-                jobs=[job_to_wire(job) for job in jobs],
-                abandon=abandon,
-                lease_seconds=self.service.lease,
-            )
+        return Response(
+            _encode_poll(jobs, abandon, self.service.lease), media_type="application/json"
         )
+
+    def _settle_and_hand_out(self, body: PollRequest, wait: float) -> tuple[list[str], list[Job]]:
+        abandon = self.service.settle(body)
+        jobs = self.service.hand_out(body.worker, body.types, body.capacity, wait)
+        return abandon, jobs
 
     def _note_stopping(self, worker: str, when: float) -> None:
         """Remember that ``worker`` is stopping, forgetting notes no long poll can still see."""

@@ -77,6 +77,16 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         ),
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "jobs to hold beyond the free slots (default: about 20 ms of work, at least "
+            "--concurrency and at most 256, while jobs take under 0.1 s on average; else none)"
+        ),
+    )
+    parser.add_argument(
         "--grace", type=float, default=30.0, metavar="S", help="seconds to finish on stop"
     )
     parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
@@ -123,6 +133,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         registry=registry,
         grace=args.grace,
         processes=args.processes,
+        prefetch=args.prefetch,
     )
     load_tasks(worker, args.tasks, registry)
     worker.start(args.manager or ["http://127.0.0.1:2718"])

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from forerunner.handlers import Handler
     from forerunner.model import JSON, Job
 
-__all__ = ["TIMEOUT_ERROR", "execute", "failure", "is_async", "not_json", "timed_out"]
+__all__ = ["TIMEOUT_ERROR", "execute", "failure", "is_async", "not_json", "success", "timed_out"]
 
 #: The error type of an attempt that ran past its job's ``timeout``.
 TIMEOUT_ERROR: Final = "Timeout"
@@ -83,7 +83,8 @@ def not_json(job: Job, result: Any, error: Exception) -> ResultReport:
     return failure(job, wrapped)
 
 
-def _success(job: Job, result: Any) -> ResultReport:
+def success(job: Job, result: Any) -> ResultReport:
+    """The report of an attempt that returned ``result``, or a failure if it is not JSON."""
     try:
         msgspec.json.encode(result)
     except (TypeError, msgspec.EncodeError) as error:
@@ -95,13 +96,16 @@ async def execute(
     handler: Handler,
     job: Job,
     *,
-    executor: Executor,
+    executor: Executor | None = None,
     report_progress: Callable[[JSON], None],
     deliver: Callable[[ResultReport], None],
 ) -> None:
     """Run one attempt of ``job`` and ``deliver`` its report; return when its slot is free.
 
-    Cancelling the calling task (the manager said to abandon the job) delivers nothing:
+    A sync handler runs on ``executor`` (the loop's default one if None): the worker
+    itself runs sync handlers on :mod:`forerunner.worker.threads`, which is cheaper per
+    job, and calls this for ``async def`` ones. Cancelling the calling task (the manager
+    said to abandon the job) delivers nothing:
     an async handler is cancelled with it, a sync one's thread finishes unobserved.
     """
     context = JobContext(job_id=job.id, attempt=job.attempt, report_progress=report_progress)
@@ -126,6 +130,6 @@ async def execute(
         else:
             deliver(failure(job, error))
     else:
-        deliver(_success(job, result))
+        deliver(success(job, result))
     if thread is not None and not thread.done():
         await asyncio.wait({thread})

@@ -1,17 +1,20 @@
 """The worker: long-polls a manager for jobs, runs them, reports how they ended.
 
-Sync handlers run in a thread pool, ``async def`` ones on the event loop, and with
-``processes`` every job runs in a child process (:mod:`forerunner.worker.processes`).
+Sync handlers run on a fixed set of threads (:mod:`forerunner.worker.threads`), ``async
+def`` ones on the event loop, and with ``processes`` every job runs in a child process
+(:mod:`forerunner.worker.processes`).
 One asyncio loop does all the talking (``POST /v1/workers/poll``, see
 :mod:`forerunner.wire`). Two coroutines share it:
 
-* the *fetcher* keeps one long poll outstanding while slots are free (capacity = free
-  slots, so nothing is prefetched that could not start at once), and when every slot is
-  busy it polls only to renew leases, every third of the lease;
+* the *fetcher* keeps one long poll outstanding while it has room: the free slots, plus
+  a prefetch buffer while jobs are short (see the ``prefetch`` parameter), so that a
+  stream of short jobs arrives in batches while the slots are busy; when it has no room
+  it polls only to renew leases, every third of the lease;
 * the *flusher* sends finished results and progress at once in short polls (capacity 0,
   wait 0) rather than holding them until the long poll returns.
 
-Every poll lists every attempt the worker holds, which renews their leases. A report
+A poll lists every attempt the worker holds, which renews their leases, when the last
+renewal is a second old or more (and at least every third of the lease). A report
 stays in the worker until a manager acknowledged the poll that carried it; a poll that
 fails puts its reports back, backs off exponentially (up to 5 s, with jitter) and tries
 the next manager URL, forever. When the manager answers ``abandon`` for a job (its
@@ -31,7 +34,9 @@ waiting for running jobs: the worker hands over the reports it has and returns.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import contextvars
 import logging
 import os
 import random
@@ -41,13 +46,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
-import httpx
 import msgspec
 
+from forerunner.context import JobContext, running
 from forerunner.errors import ConfigurationError, ForerunnerError, ValidationError
 from forerunner.wire import (
     MAX_BATCH,
@@ -58,13 +62,16 @@ from forerunner.wire import (
     ResultReport,
     job_from_wire,
 )
-from forerunner.worker.runner import execute, failure, is_async
+from forerunner.worker.http import HTTPClient, RequestFailed
+from forerunner.worker.runner import execute, failure, is_async, success, timed_out
+from forerunner.worker.threads import ThreadRunner
 
 if TYPE_CHECKING:
     from forerunner.handlers import Handler
     from forerunner.model import JSON, Job
     from forerunner.plugins import Registry
     from forerunner.worker.processes import ProcessPool
+    from forerunner.worker.threads import Outcome
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -81,6 +88,18 @@ BACKOFF_FIRST: Final = 0.1
 BACKOFF_MAX: Final = 5.0
 #: Seconds a request may take beyond the wait it asks the manager for.
 REQUEST_SLACK: Final = 10.0
+#: Seconds between two renewals of the running attempts' leases, at the least. Renewing
+#: is an UPDATE per attempt in the store, so a busy worker does not renew on every poll;
+#: a job cancelled while it runs is abandoned at the next renewal.
+RENEW_EVERY: Final = 1.0
+#: Jobs are prefetched (see :meth:`_Session._prefetch`) while they take less than this
+#: many seconds on average; the average weighs the latest job by :data:`RUN_WEIGHT`.
+PREFETCH_BELOW: Final = 0.1
+RUN_WEIGHT: Final = 0.1
+#: Seconds of work the automatic prefetch aims to hold beyond the free slots.
+PREFETCH_HORIZON: Final = 0.02
+#: Most jobs held beyond the free slots by the automatic prefetch.
+PREFETCH_MAX: Final = 256
 #: Seconds progress waits for more progress (or a result) before it is sent alone.
 PROGRESS_EVERY: Final = 0.2
 #: Seconds the worker keeps trying to hand over its last reports after the grace period.
@@ -89,6 +108,10 @@ FINAL_FLUSH: Final = 10.0
 FORCED_FLUSH: Final = 2.0
 #: Seconds a stopping worker waits for its open long poll to come back.
 LONG_POLL_END: Final = 5.0
+
+
+_encode: Final = msgspec.json.Encoder().encode
+_decode_answer: Final = msgspec.json.Decoder(PollResponse).decode
 
 
 def new_worker_id() -> str:
@@ -101,10 +124,18 @@ class _Held:
     """An attempt this worker runs, from hand-out until its slot is free."""
 
     job: Job
-    task: asyncio.Task[None]
-    #: Cancelling ``task`` stops the job (an async handler, or a job in a child
-    #: process); a sync handler's thread runs on regardless.
-    cancellable: bool
+    handler: Handler
+    #: Done when the job no longer takes a slot (or a place in the prefetch buffer).
+    done: asyncio.Future[None]
+    #: Runs an async handler, or a job in a child process: cancelling it stops the job.
+    #: None for a sync handler, whose thread runs on regardless, and before the start.
+    task: asyncio.Task[None] | None = None
+    #: False while the job waits in the prefetch buffer for a slot.
+    started: bool = False
+    #: When it started (monotonic), for the run times that decide on prefetching.
+    began: float = 0.0
+    #: A sync handler's timeout, cancelled when its thread returns in time.
+    timer: asyncio.TimerHandle | None = None
     #: Its outcome was handed to the report list; no longer renewed.
     delivered: bool = False
     #: The manager fenced this attempt out; its outcome is dropped.
@@ -129,6 +160,13 @@ class Worker:
         (CPU-bound tasks; see :mod:`forerunner.worker.processes`). Each process runs one
         job at a time, so ``concurrency`` is ``processes``; a job past its timeout, or
         abandoned, really stops, because its process is killed.
+    :param prefetch: how many jobs to hold beyond the free slots, waiting for one. By
+        default, while jobs take under 0.1 s on average, enough for about 20 ms of work
+        (at least ``concurrency``, at most 256), and none for longer jobs: short jobs
+        then come in batches large enough to keep every slot busy while the next poll
+        is on its way, and a long job is never held back where another worker could
+        start it. A held job's attempt has begun: it is leased,
+        and counted, from the moment the manager hands it out.
     """
 
     def __init__(
@@ -139,6 +177,7 @@ class Worker:
         registry: Registry | None = None,
         grace: float = 30.0,
         processes: int | None = None,
+        prefetch: int | None = None,
     ) -> None:
         if processes is not None:
             if processes < 1:
@@ -157,7 +196,10 @@ class Worker:
             raise ValidationError(
                 f"concurrency must be at least 1, got {concurrency}", field="concurrency"
             )
+        if prefetch is not None and prefetch < 0:
+            raise ValidationError(f"prefetch must be 0 or more, got {prefetch}", field="prefetch")
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.processes = processes
         self.worker_id = worker_id or new_worker_id()
         self.grace = grace
@@ -267,24 +309,20 @@ class Worker:
             pool = ProcessPool(self.processes, dict(self._handlers))
             await pool.start()
         signals = self._install_signal_handlers(loop)
-        executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="forerunner-job")
+        session: _Session | None = None
         try:
-            async with httpx.AsyncClient() as http:
-                session = _Session(
-                    self,
-                    urls,
-                    http,
-                    executor=executor,
-                    pool=pool,
-                    stopping=stopping,
-                    forced=forced,
-                )
+            http = HTTPClient()
+            try:
+                session = _Session(self, urls, http, pool=pool, stopping=stopping, forced=forced)
                 self._state = session
                 await session.run()
+            finally:
+                await http.aclose()
         finally:
             for signum in signals:
                 loop.remove_signal_handler(signum)
-            executor.shutdown(wait=False, cancel_futures=True)
+            if session is not None:
+                session.close()
             if pool is not None:
                 await pool.close()
             with self._lock:
@@ -335,9 +373,8 @@ class _Session:
         self,
         worker: Worker,
         urls: list[str],
-        http: httpx.AsyncClient,
+        http: HTTPClient,
         *,
-        executor: ThreadPoolExecutor,
         pool: ProcessPool | None,
         stopping: asyncio.Event,
         forced: asyncio.Event,
@@ -346,14 +383,26 @@ class _Session:
         self.urls = urls
         self.url_index = 0
         self.http = http
-        self.executor = executor
         self.pool = pool
+        self.loop = asyncio.get_running_loop()
+        #: Runs sync handlers; started with the first one (a worker of async tasks or
+        #: processes never needs its threads).
+        self.threads: ThreadRunner | None = None
+        #: Handler -> whether it is ``async def``, asked once per handler, not per job.
+        self.is_async: dict[Handler, bool] = {}
+        self.awaiting: set[asyncio.Task[None]] = set()
         self.stopping = stopping
         self.forced = forced
         #: Set while no long poll (capacity > 0) is outstanding.
         self.long_poll_idle = asyncio.Event()
         self.long_poll_idle.set()
         self.held: dict[str, _Held] = {}
+        #: Held jobs waiting for a slot, in the order they were handed out.
+        self.waiting: collections.deque[_Held] = collections.deque()
+        #: Held jobs that took a slot and have not freed it.
+        self.active = 0
+        #: Moving average of how long jobs take, in seconds; None before the first.
+        self.mean_run: float | None = None
         #: Results not yet acknowledged by a manager, oldest first.
         self.reports: list[ResultReport] = []
         #: The latest unsent progress per job id.
@@ -400,9 +449,31 @@ class _Session:
     def _renew_interval(self) -> float:
         return self.lease / 3
 
+    def _prefetch(self) -> int:
+        """Jobs to hold beyond the free slots, so that short jobs come in larger batches.
+
+        Automatic unless the worker was given a number: while jobs take less than
+        :data:`PREFETCH_BELOW` on average, enough to keep the slots busy for about
+        :data:`PREFETCH_HORIZON` (several poll round trips; at least ``concurrency``, at
+        most :data:`PREFETCH_MAX`), and none for longer jobs, which another worker could
+        start sooner.
+        """
+        if self.worker.prefetch is not None:
+            return self.worker.prefetch
+        mean = self.mean_run
+        if mean is None or mean >= PREFETCH_BELOW:
+            return 0
+        concurrency = self.worker.concurrency
+        wanted = concurrency * PREFETCH_HORIZON / max(mean, 1e-6)
+        return int(min(PREFETCH_MAX, max(concurrency, wanted)))
+
     async def _fetch_loop(self) -> None:
         while True:
-            free = 0 if self.stopping.is_set() else self.worker.concurrency - len(self.held)
+            free = (
+                0
+                if self.stopping.is_set()
+                else self.worker.concurrency + self._prefetch() - len(self.held)
+            )
             if free > 0:
                 self.long_poll_idle.clear()
                 try:
@@ -459,11 +530,17 @@ class _Session:
         progress = list(self.progress.values())[:MAX_BATCH]
         for item in progress:
             del self.progress[item.id]
-        running = [
-            AttemptRef(id=held.job.id, attempt=held.job.attempt)
-            for held in self.held.values()
-            if not held.abandoned and not held.delivered
-        ][:MAX_BATCH]
+        sent_at = time.monotonic()
+        renewing = sent_at - self.last_renewed >= min(RENEW_EVERY, self._renew_interval())
+        running = (
+            [
+                AttemptRef(id=held.job.id, attempt=held.job.attempt)
+                for held in self.held.values()
+                if not held.abandoned and not held.delivered
+            ][:MAX_BATCH]
+            if renewing
+            else []
+        )
         request = PollRequest(
             worker=self.worker.worker_id,
             types=self.worker.types,
@@ -484,7 +561,8 @@ class _Session:
                 for item in progress:
                     self.progress.setdefault(item.id, item)
         self.lease = answer.lease_seconds
-        self.last_renewed = time.monotonic()
+        if renewing:
+            self.last_renewed = sent_at
         for job_id in answer.abandon:
             self._abandon(job_id)
         for body in answer.jobs:
@@ -493,36 +571,33 @@ class _Session:
     async def _send(self, url: str, request: PollRequest) -> PollResponse:
         """POST one poll and decode the answer."""
         try:
-            response = await self.http.post(
+            answer = await self.http.post_json(
                 f"{url}/v1/workers/poll",
-                content=msgspec.json.encode(request),
-                headers={"content-type": "application/json"},
+                _encode(request),
                 timeout=request.wait + REQUEST_SLACK,
             )
-        except httpx.HTTPError as error:
-            logger.warning(
-                "poll of %s failed: %s: %s",
-                url,
-                type(error).__name__,
-                error,
-                extra={"action": "poll_failed"},
-            )
+        except RequestFailed as error:
+            logger.warning("poll of %s failed: %s", url, error, extra={"action": "poll_failed"})
             raise _PollFailed(str(error)) from error
-        if response.status_code != 200:
+        if answer.status != 200:
             logger.warning(
                 "poll of %s answered %d: %s",
                 url,
-                response.status_code,
-                response.text[:300],
+                answer.status,
+                answer.body[:300].decode("utf-8", "replace"),
                 extra={"action": "poll_failed"},
             )
-            raise _PollFailed(f"status {response.status_code}")
+            raise _PollFailed(f"status {answer.status}")
         try:
-            return msgspec.json.decode(response.content, type=PollResponse)
+            return _decode_answer(answer.body)
         except msgspec.DecodeError as error:
             raise _PollFailed(f"bad poll answer: {error}") from error
 
     # Jobs
+
+    def close(self) -> None:
+        if self.threads is not None:
+            self.threads.close()
 
     def _start(self, job: Job) -> None:
         if job.id in self.held:
@@ -532,12 +607,115 @@ class _Session:
             error = ForerunnerError(f"worker {self.worker.worker_id!r} has no task {job.type!r}")
             self._deliver_report(failure(job, error))
             return
-        task = asyncio.create_task(self._run_job(handler, job), name=f"forerunner-job-{job.id}")
-        cancellable = self.pool is not None or is_async(handler)
-        self.held[job.id] = _Held(job=job, task=task, cancellable=cancellable)
+        held = _Held(job=job, handler=handler, done=self.loop.create_future())
+        self.held[job.id] = held
+        self.waiting.append(held)
+        self._launch()
 
-    async def _run_job(self, handler: Handler, job: Job) -> None:
-        loop = asyncio.get_running_loop()
+    def _launch(self) -> None:
+        """Start waiting jobs while slots are free."""
+        while self.waiting and self.active < self.worker.concurrency:
+            held = self.waiting.popleft()
+            if held.abandoned:
+                self._free(held)
+                continue
+            held.started = True
+            held.began = time.monotonic()
+            self.active += 1
+            asynchronous = self.is_async.get(held.handler)
+            if asynchronous is None:
+                asynchronous = self.is_async[held.handler] = is_async(held.handler)
+            if self.pool is None and not asynchronous:
+                self._start_in_thread(held)
+            else:
+                held.task = asyncio.create_task(
+                    self._run_job(held), name=f"forerunner-job-{held.job.id}"
+                )
+
+    def _start_in_thread(self, held: _Held) -> None:
+        if self.threads is None:
+            self.threads = ThreadRunner(self.worker.concurrency, self.loop, self._thread_done)
+        job = held.job
+        if job.timeout is not None:
+            held.timer = self.loop.call_later(job.timeout, self._thread_timed_out, held)
+        context = JobContext(
+            job_id=job.id, attempt=job.attempt, report_progress=self._progress_sink(job)
+        )
+        with running(context):
+            copied = contextvars.copy_context()
+        self.threads.submit(job, held.handler, copied)
+
+    def _thread_timed_out(self, held: _Held) -> None:
+        # Reported now; the slot stays taken until the thread really returns, so the
+        # worker never runs more threads than the capacity it promised the manager.
+        self._deliver_once(held.job, timed_out(held.job))
+
+    def _thread_done(self, outcome: Outcome) -> None:
+        job = outcome.job
+        held = self.held.get(job.id)
+        if held is None:
+            return
+        if outcome.awaitable is not None:
+            # A sync handler returned an awaitable: await it here, within what is left
+            # of the timeout, and free the slot when it ends.
+            task = self.loop.create_task(self._await_returned(held, outcome.awaitable))
+            # The loop holds tasks weakly; the set keeps this one until it ends.
+            self.awaiting.add(task)
+            task.add_done_callback(self.awaiting.discard)
+            return
+        if held.timer is not None:
+            held.timer.cancel()
+        if outcome.report is not None:
+            self._deliver_once(job, outcome.report)
+        self._free(held)
+
+    async def _await_returned(self, held: _Held, awaitable: Any) -> None:
+        job = held.job
+        left = None
+        if held.timer is not None:
+            left = max(0.0, held.timer.when() - self.loop.time())
+            held.timer.cancel()
+        context = JobContext(
+            job_id=job.id, attempt=job.attempt, report_progress=self._progress_sink(job)
+        )
+        try:
+            async with asyncio.timeout(left) as scope:
+                with running(context):
+                    result = await awaitable
+        except Exception as error:
+            expired = isinstance(error, TimeoutError) and scope.expired()
+            self._deliver_once(job, timed_out(job) if expired else failure(job, error))
+        else:
+            self._deliver_once(job, success(job, result))
+        finally:
+            self._free(held)
+
+    def _free(self, held: _Held) -> None:
+        if self.held.get(held.job.id) is held:
+            del self.held[held.job.id]
+        if held.done.done():
+            return
+        held.done.set_result(None)
+        if held.started:
+            self.active -= 1
+            took = time.monotonic() - held.began
+            mean = self.mean_run
+            self.mean_run = took if mean is None else mean + RUN_WEIGHT * (took - mean)
+        self.slot_freed.set()
+        self._launch()
+
+    def _deliver_once(self, job: Job, report: ResultReport) -> None:
+        """Deliver the attempt's first outcome, unless the manager fenced it out."""
+        held = self.held.get(job.id)
+        if held is not None:
+            if held.delivered:
+                return
+            held.delivered = True
+            if held.abandoned:
+                return
+        self._deliver_report(report)
+
+    def _progress_sink(self, job: Job) -> Callable[[JSON], None]:
         loop_thread = threading.get_ident()
 
         def report_progress(value: JSON) -> None:
@@ -546,7 +724,14 @@ class _Session:
             if threading.get_ident() == loop_thread:
                 self._record_progress(job, value)
             else:
-                loop.call_soon_threadsafe(self._record_progress, job, value)
+                self.loop.call_soon_threadsafe(self._record_progress, job, value)
+
+        return report_progress
+
+    async def _run_job(self, held: _Held) -> None:
+        """Run an async handler on the loop, or any handler in a child process."""
+        job, handler = held.job, held.handler
+        report_progress = self._progress_sink(job)
 
         def deliver(report: ResultReport) -> None:
             held = self.held.get(job.id)
@@ -560,16 +745,9 @@ class _Session:
             if self.pool is not None:
                 deliver(await self.pool.run(job, report_progress))
             else:
-                await execute(
-                    handler,
-                    job,
-                    executor=self.executor,
-                    report_progress=report_progress,
-                    deliver=deliver,
-                )
+                await execute(handler, job, report_progress=report_progress, deliver=deliver)
         finally:
-            self.held.pop(job.id, None)
-            self.slot_freed.set()
+            self._free(held)
 
     def _deliver_report(self, report: ResultReport) -> None:
         # The job's pending progress stays: it travels in the same poll, and the manager
@@ -607,7 +785,10 @@ class _Session:
             held.job.attempt,
             extra={"action": "abandon", "job_id": job_id},
         )
-        if held.cancellable and not held.delivered:
+        if not held.started:
+            self.waiting.remove(held)
+            self._free(held)
+        elif held.task is not None and not held.delivered:
             held.task.cancel()
 
     # Stopping
@@ -638,7 +819,7 @@ class _Session:
             )
 
     async def _drain(self) -> None:
-        tasks = [held.task for held in self.held.values()]
+        tasks = [held.done for held in self.held.values()]
         if tasks and not self.forced.is_set():
             finished = asyncio.ensure_future(asyncio.wait(tasks))
             forced = asyncio.ensure_future(self.forced.wait())
@@ -648,18 +829,19 @@ class _Session:
             finished.cancel()
             forced.cancel()
         left = list(self.held.values())
-        self.worker.lingering = sum(not held.cancellable for held in left)
+        self.worker.lingering = sum(held.started and held.task is None for held in left)
         for held in left:
             logger.warning(
-                "job %r still running %s; left to its lease",
+                "job %r still %s %s; left to its lease",
                 held.job.id,
+                "running" if held.started else "waiting for a slot",
                 "at a forced stop"
                 if self.forced.is_set()
                 else f"after the {self.worker.grace} s grace period",
                 extra={"action": "grace_expired", "job_id": held.job.id},
             )
             held.abandoned = True
-            if held.cancellable:
+            if held.task is not None:
                 held.task.cancel()
 
     async def _final_flush(self) -> None:

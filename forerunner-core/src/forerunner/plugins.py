@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 import attrs
@@ -253,19 +253,25 @@ class Registry:
 
     def emit_job_event(self, event: str, job: Job) -> None:
         """Call every ``forerunner_job_event`` hook; one that raises is logged, not propagated."""
-        offered = {"event": event, "job": job}
-        for impl in self._pm.hook.forerunner_job_event.get_hookimpls():
-            try:
-                # As pluggy would: an implementation may take fewer of the spec's arguments.
-                impl.function(**{name: offered[name] for name in impl.argnames})
-            except Exception:
-                logger.exception(
-                    "forerunner_job_event hook of %s raised on %r for job %r",
-                    self._describe(impl.plugin_name),
-                    event,
-                    job.id,
-                    extra={"action": "hook_error", "job_id": job.id, "event": event},
-                )
+        self.emit_job_events(event, (job,))
+
+    def emit_job_events(self, event: str, jobs: Sequence[Job]) -> None:
+        """:meth:`emit_job_event` for each of ``jobs``, the implementations looked up once."""
+        impls = self._pm.hook.forerunner_job_event.get_hookimpls()
+        for impl in impls:
+            for job in jobs:
+                offered = {"event": event, "job": job}
+                try:
+                    # As pluggy would: an implementation may take fewer of the spec's arguments.
+                    impl.function(**{name: offered[name] for name in impl.argnames})
+                except Exception:
+                    logger.exception(
+                        "forerunner_job_event hook of %s raised on %r for job %r",
+                        self._describe(impl.plugin_name),
+                        event,
+                        job.id,
+                        extra={"action": "hook_error", "job_id": job.id, "event": event},
+                    )
 
     def _describe(self, plugin_name: str) -> str:
         info = self._infos.get(plugin_name)

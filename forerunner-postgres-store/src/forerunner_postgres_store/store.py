@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, final
 
 import psycopg
 import psycopg_pool
+from psycopg.types.json import set_json_loads
 
 from forerunner.backends.lease import LEASE_EXPIRED
 from forerunner.errors import BackendError, ForerunnerError
@@ -44,6 +45,7 @@ from forerunner_postgres_store.rows import (
     dump_json,
     job_columns,
     job_row,
+    load_json_text,
     positioned_job_row,
     report_columns,
 )
@@ -440,10 +442,16 @@ class PostgresStore:
             timeout=self._url.pool_timeout,
             reconnect_timeout=RECONNECT_SECONDS,
             name=f"forerunner {self.url}",
+            configure=_configure,
             open=False,
         )
         pool.open(wait=False)
         return pool
+
+
+def _configure(conn: _Connection) -> None:
+    """Decode ``json`` columns with msgspec: several times faster than :func:`json.loads`."""
+    set_json_loads(load_json_text, conn)
 
 
 def _as_stored(job: Job, data: str | None, progress: str | None, result: str | None) -> Job:

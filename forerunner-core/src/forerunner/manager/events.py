@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from forerunner.model import Job
     from forerunner.plugins import Registry
@@ -64,30 +64,37 @@ class Events:
 
     def emit(self, event: str, job: Job) -> None:
         """Tell everyone interested that ``job`` went through ``event``; never raises."""
-        with self._lock:
-            callbacks = [
-                fn for wanted, fn in self._callbacks[event] if wanted is None or job.type in wanted
-            ]
-            listeners = list(self._listeners)
-        for fn in callbacks:
-            try:
-                fn(job)
-            except Exception:
-                logger.exception(
-                    "%s callback %r raised for job %r",
-                    event,
-                    fn,
-                    job.id,
-                    extra={"action": "callback_error", "job_id": job.id, "event": event},
-                )
-        for listener in listeners:
-            try:
-                listener(event, job)
-            except Exception:
-                logger.exception("event listener %r raised for job %r", listener, job.id)
-        if self._registry is not None:
-            self._registry.emit_job_event(event, job)
+        self.emit_all(event, (job,))
 
-    def emit_all(self, event: str, jobs: Iterable[Job]) -> None:
-        for job in jobs:
-            self.emit(event, job)
+    def emit_all(self, event: str, jobs: Sequence[Job]) -> None:
+        """:meth:`emit` for each of ``jobs``, looking up who listens once for the batch.
+
+        A poll reports and hands out jobs by the hundred, and most managers have no
+        callback at all: then this costs one lock, not a lock and a hook lookup per job.
+        """
+        if not jobs:
+            return
+        with self._lock:
+            callbacks = list(self._callbacks[event])
+            listeners = list(self._listeners)
+        for wanted, fn in callbacks:
+            for job in jobs:
+                if wanted is None or job.type in wanted:
+                    try:
+                        fn(job)
+                    except Exception:
+                        logger.exception(
+                            "%s callback %r raised for job %r",
+                            event,
+                            fn,
+                            job.id,
+                            extra={"action": "callback_error", "job_id": job.id, "event": event},
+                        )
+        for listener in listeners:
+            for job in jobs:
+                try:
+                    listener(event, job)
+                except Exception:
+                    logger.exception("event listener %r raised for job %r", listener, job.id)
+        if self._registry is not None:
+            self._registry.emit_job_events(event, jobs)

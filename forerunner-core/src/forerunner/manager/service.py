@@ -336,14 +336,18 @@ class ManagerService:
                 )
             )
         fenced: list[str] = []
+        ended: dict[str, list[Job]] = {"succeeded": [], "failed": [], "retrying": []}
         for report, job in zip(reports, self.store.finish(reports), strict=True):
             if job is None:
                 fenced.append(report.job_id)
-                continue
-            event = {JobState.SUCCEEDED: "succeeded", JobState.FAILED: "failed"}.get(
-                job.state, "retrying"
-            )
-            self.events.emit(event, job)
+            elif job.state is JobState.SUCCEEDED:
+                ended["succeeded"].append(job)
+            elif job.state is JobState.FAILED:
+                ended["failed"].append(job)
+            else:
+                ended["retrying"].append(job)
+        for event, jobs in ended.items():
+            self.events.emit_all(event, jobs)
         return fenced
 
 

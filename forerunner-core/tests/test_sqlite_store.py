@@ -508,3 +508,26 @@ def test_claim_race_between_processes_has_one_winner_per_job(
     winner = {job_id: worker for worker, ids in won.items() for job_id in ids}
     for job in store.list(limit=1000):
         assert (job.state, job.attempt, job.worker) == (JobState.RUNNING, 1, winner[job.id])
+
+
+@pytest.mark.parametrize("name", ["claim_jobs", "finish_jobs", "renew_leases"])
+def test_batch_statements_look_jobs_up_by_id_once_the_table_has_statistics(
+    store: SQLiteStore, db_path: Path, name: str
+) -> None:
+    # ANALYZE (or PRAGMA optimize, which SQLite advises applications to run) gives the
+    # jobs table statistics; the batch tables have none unless the store provides them,
+    # and SQLite then planned finish_jobs with a Bloom filter over every job.
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    store.add([Job(id=new_id(), type="t", created_at=now) for _ in range(2000)])
+    with raw(db_path) as conn:
+        conn.execute("ANALYZE")
+    queries = load_queries("forerunner.backends", "sql/sqlite/queries.sql")
+    conn = raw(db_path)
+    try:
+        conn.executescript(queries["configure_connection"])
+        params = {"worker": "w", "now": 0, "lease_until": 0}
+        plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {queries[name]}", params)]
+    finally:
+        conn.close()
+    assert not any("BLOOM" in step or step.startswith("SCAN job") for step in plan), plan
+    assert not any(step.startswith("SCAN forerunner_jobs") for step in plan), plan

@@ -9,6 +9,7 @@ the store and are the store suite's business.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import attrs
 import pytest
@@ -21,6 +22,7 @@ from forerunner.model import (
     JobState,
     QueueEntry,
     Report,
+    stored_job,
     utc,
 )
 
@@ -208,3 +210,34 @@ def test_states_are_their_own_text() -> None:
         "failed",
         "cancelled",
     ]
+
+
+def test_a_stored_job_is_the_job_the_same_fields_make_and_stays_frozen() -> None:
+    when = dt.datetime(2030, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+    fields: dict[str, Any] = {
+        "id": "0190a2b4-0000-7000-8000-000000000001",
+        "type": "resize",
+        "data": {"w": 10},
+        "state": JobState.RUNNING,
+        "priority": 5,
+        "attempt": 2,
+        "max_attempts": 4,
+        "key": "k",
+        "run_at": None,
+        "timeout": 1.5,
+        "created_at": when,
+        "started_at": when,
+        "finished_at": None,
+        "worker": "w-1",
+        "lease_until": when,
+        "progress": [1, 2],
+        "result": None,
+        "error": JobError(type="Boom", message="m"),
+    }
+    assert [field.name for field in attrs.fields(Job)] == list(fields)
+
+    stored = stored_job(*fields.values())
+
+    assert stored == Job(**fields)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stored.state = JobState.QUEUED  # type: ignore[misc]

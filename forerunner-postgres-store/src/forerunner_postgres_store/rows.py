@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from forerunner.errors import ValidationError
-from forerunner.model import Job, JobError, JobState
+from forerunner.model import Job, JobError, JobState, stored_job
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -164,6 +164,7 @@ def positioned_job_row(cursor: psycopg.Cursor[Any]) -> RowMaker[tuple[int, Job |
 
 
 _decode: Final = msgspec.json.Decoder().decode
+_STATES: Final = {state.value: state for state in JobState}
 
 
 def load_json_text(text: str | bytes) -> Any:
@@ -191,25 +192,25 @@ def job_maker(cursor: psycopg.Cursor[Any]) -> RowMaker[Job]:
      i_progress, i_result, i_error) = (where[name] for name in FIELDS)  # fmt: skip
 
     def make(row: Sequence[Any]) -> Job:
-        return Job(
-            id=row[i_id],
-            type=row[i_type],
-            data=row[i_data],
-            state=JobState(row[i_state]),
-            priority=row[i_priority],
-            attempt=row[i_attempt],
-            max_attempts=row[i_max_attempts],
-            key=row[i_key],
-            run_at=row[i_run_at],
-            timeout=row[i_timeout],
-            created_at=row[i_created_at],
-            started_at=row[i_started_at],
-            finished_at=row[i_finished_at],
-            worker=row[i_worker],
-            lease_until=row[i_lease_until],
-            progress=row[i_progress],
-            result=row[i_result],
-            error=load_error(row[i_error]),
+        return stored_job(
+            row[i_id],
+            row[i_type],
+            row[i_data],
+            _STATES[row[i_state]],
+            row[i_priority],
+            row[i_attempt],
+            row[i_max_attempts],
+            row[i_key],
+            row[i_run_at],
+            row[i_timeout],
+            row[i_created_at],
+            row[i_started_at],
+            row[i_finished_at],
+            row[i_worker],
+            row[i_lease_until],
+            row[i_progress],
+            row[i_result],
+            load_error(row[i_error]),
         )
 
     return make

@@ -37,7 +37,7 @@ from forerunner.errors import (
     ForerunnerError,
     ValidationError,
 )
-from forerunner.model import Job, JobError, JobState
+from forerunner.model import Job, JobError, JobState, stored_job
 from forerunner.sqlfiles import load_queries, load_script
 
 if TYPE_CHECKING:
@@ -59,6 +59,7 @@ SCHEMA_VERSION: Final = 1
 DEFAULT_BUSY_TIMEOUT: Final = 30.0
 
 _Q: Final = load_queries("forerunner.backends", "sql/sqlite/queries.sql")
+_STATES: Final = {state.value: state for state in JobState}
 _SCHEMA: Final = load_script("forerunner.backends", "sql/sqlite/schema.sql")
 
 #: Errors that mean another connection holds a lock: retrying later may work.
@@ -500,34 +501,30 @@ def _to_row(job: Job) -> dict[str, Any]:
 
 def _from_row(row: sqlite3.Row | Mapping[str, Any]) -> Job:
     """The job a row of ``forerunner_jobs`` (or :func:`_to_row`'s dict) holds."""
-    error = (
+    error_type = row["error_type"]
+    return stored_job(
+        row["id"],
+        row["type"],
+        load_json(row["data"]),
+        _STATES[row["state"]],
+        row["priority"],
+        row["attempt"],
+        row["max_attempts"],
+        row["key"],
+        from_micros(row["run_at"]),
+        row["timeout"],
+        from_micros(row["created_at"]),
+        from_micros(row["started_at"]),
+        from_micros(row["finished_at"]),
+        row["worker"],
+        from_micros(row["lease_until"]),
+        load_json(row["progress"]),
+        load_json(row["result"]),
         None
-        if row["error_type"] is None
+        if error_type is None
         else JobError(
-            type=row["error_type"],
-            message=row["error_message"],
-            traceback=row["error_traceback"],
-        )
-    )
-    return Job(
-        id=row["id"],
-        type=row["type"],
-        data=load_json(row["data"]),
-        state=JobState(row["state"]),
-        priority=row["priority"],
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        key=row["key"],
-        run_at=from_micros(row["run_at"]),
-        timeout=row["timeout"],
-        created_at=from_micros(row["created_at"]),
-        started_at=from_micros(row["started_at"]),
-        finished_at=from_micros(row["finished_at"]),
-        worker=row["worker"],
-        lease_until=from_micros(row["lease_until"]),
-        progress=load_json(row["progress"]),
-        result=load_json(row["result"]),
-        error=error,
+            type=error_type, message=row["error_message"], traceback=row["error_traceback"]
+        ),
     )
 
 

@@ -85,6 +85,8 @@ def not_json(job: Job, result: Any, error: Exception) -> ResultReport:
 
 def success(job: Job, result: Any) -> ResultReport:
     """The report of an attempt that returned ``result``, or a failure if it is not JSON."""
+    if result is None or result is True or result is False:
+        return ResultReport(id=job.id, attempt=job.attempt, outcome="succeeded", result=result)
     try:
         msgspec.json.encode(result)
     except (TypeError, msgspec.EncodeError) as error:

@@ -531,3 +531,32 @@ def test_batch_statements_look_jobs_up_by_id_once_the_table_has_statistics(
         conn.close()
     assert not any("BLOOM" in step or step.startswith("SCAN job") for step in plan), plan
     assert not any(step.startswith("SCAN forerunner_jobs") for step in plan), plan
+
+
+def test_threads_of_one_process_take_turns_to_write_instead_of_failing_busy(
+    db_path: Path,
+) -> None:
+    # SQLite's own busy handler sleeps between tries and gives up at the timeout; with
+    # eight threads writing at once it gave up. The store queues its own threads on a
+    # lock, so each waits only for the writes ahead of it.
+    store = SQLiteStore(str(db_path), busy_timeout=0.2)
+    now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(40):
+                store.add([Job(id=new_id(), type="t", created_at=now) for _ in range(20)])
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    store.close()
+
+    assert failures == []
+    with raw(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM forerunner_jobs").fetchone() == (8 * 40 * 20,)

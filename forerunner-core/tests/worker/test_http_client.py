@@ -302,10 +302,11 @@ def test_answer_without_a_length_is_read_to_the_end_of_the_connection() -> None:
     "garbage",
     [
         b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"RTSP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n",
         b"no line end at all",
     ],
-    ids=["not-http", "status-not-a-number", "cut-status-line"],
+    ids=["not-http", "another-protocol", "status-not-a-number", "cut-status-line"],
 )
 def test_garbage_status_line_raises_request_failed(garbage: bytes) -> None:
     async def reply(request: Request) -> bytes:

@@ -532,6 +532,11 @@ class _Session:
             del self.progress[item.id]
         sent_at = time.monotonic()
         renewing = sent_at - self.last_renewed >= min(RENEW_EVERY, self._renew_interval())
+        renewed_before = self.last_renewed
+        if renewing:
+            # Counted from the sending, so that the fetcher and the flusher, polling at
+            # the same moment, do not both renew.
+            self.last_renewed = sent_at
         running = (
             [
                 AttemptRef(id=held.job.id, attempt=held.job.attempt)
@@ -560,9 +565,9 @@ class _Session:
                 self.reports[:0] = reports
                 for item in progress:
                     self.progress.setdefault(item.id, item)
+                if renewing:
+                    self.last_renewed = renewed_before
         self.lease = answer.lease_seconds
-        if renewing:
-            self.last_renewed = sent_at
         for job_id in answer.abandon:
             self._abandon(job_id)
         for body in answer.jobs:

@@ -122,32 +122,44 @@ LATENCY_SHARE = 10
 #: Peers too slow for the full N in a workload: (system, workload) -> (cap, reason).
 #: The cap applies whatever ``--jobs`` is (a smaller ``--jobs`` wins) and the table
 #: marks every cell it shrank. The rule, from ``--quick`` runs of every adapter on the
-#: project's two-core machine (load average about 3, other work beside them): under 300
-#: jobs/s a run gets 10,000 jobs, under 100 jobs/s 4,000, under 40 jobs/s 2,000, so no
-#: drain takes much over a minute and a half and the matrix fits in a working session.
-#: A drain's rate barely depends on N past a few thousand jobs; the backlog stays whole.
+#: project's two-core machine: under 1,000 jobs/s a run gets 10,000 jobs, under 300
+#: jobs/s 5,000, under 100 jobs/s 2,000, under 40 jobs/s 1,000, so that no drain takes
+#: much over half a minute and three rounds of the matrix fit in under an hour. A
+#: drain's rate barely depends on N past a few thousand jobs; the backlog stays whole.
 _RQ_FORK = "RQ's default Worker forks a work horse per job; small runs gave {rate}"
+_RQ_ONE = "an RQ worker runs one job at a time; small runs gave {rate}"
 _ARQ_POLL = (
     "arq's default poll_delay 0.5 s and queue_read_limit 100 cap a worker near 200 jobs/s "
     "by design; small runs gave {rate}"
 )
 _PROCRASTINATE = "Procrastinate's default worker runs one job at a time; small runs gave {rate}"
+_SLOWER = "small runs gave {rate}"
 SMALLER: dict[tuple[str, str], tuple[int, str]] = {
-    ("rq", "noop-1"): (4_000, _RQ_FORK.format(rate="44 to 94 jobs/s")),
-    ("rq", "noop-2"): (4_000, _RQ_FORK.format(rate="87 jobs/s with two workers")),
-    ("rq", "sleep"): (2_000, _RQ_FORK.format(rate="29 jobs/s (one 10 ms job at a time)")),
-    ("rq", "backlog"): (4_000, _RQ_FORK.format(rate="41 jobs/s")),
-    ("rq-simple", "sleep"): (
-        4_000, "an RQ worker runs one job at a time, so 10 ms jobs stay under 100 jobs/s; "
-        "small runs gave 68 jobs/s",
-    ),
-    ("rq-simple", "backlog"): (10_000, "small runs gave 220 jobs/s with the backlog"),
-    ("arq", "noop-1"): (10_000, _ARQ_POLL.format(rate="196 jobs/s")),
-    ("arq", "noop-2"): (10_000, _ARQ_POLL.format(rate="219 jobs/s with two workers")),
-    ("arq", "backlog"): (10_000, _ARQ_POLL.format(rate="194 jobs/s")),
-    ("procrastinate", "noop-1"): (10_000, _PROCRASTINATE.format(rate="217 jobs/s")),
-    ("procrastinate", "noop-2"): (10_000, _PROCRASTINATE.format(rate="245 jobs/s with two")),
-    ("procrastinate", "backlog"): (10_000, _PROCRASTINATE.format(rate="271 jobs/s")),
+    ("celery", "noop-1"): (10_000, _SLOWER.format(rate="434 to 989 jobs/s")),
+    ("celery", "noop-2"): (10_000, _SLOWER.format(rate="841 to 1,095 jobs/s")),
+    ("celery", "sleep"): (10_000, _SLOWER.format(rate="450 to 618 jobs/s")),
+    ("celery", "backlog"): (10_000, _SLOWER.format(rate="631 to 647 jobs/s")),
+    ("rq", "noop-1"): (2_000, _RQ_FORK.format(rate="44 to 94 jobs/s")),
+    ("rq", "noop-2"): (2_000, _RQ_FORK.format(rate="87 jobs/s with two workers")),
+    ("rq", "sleep"): (1_000, _RQ_FORK.format(rate="29 jobs/s (one 10 ms job at a time)")),
+    ("rq", "backlog"): (2_000, _RQ_FORK.format(rate="41 jobs/s")),
+    ("rq-simple", "noop-1"): (10_000, _RQ_ONE.format(rate="343 to 400 jobs/s")),
+    ("rq-simple", "noop-2"): (10_000, _RQ_ONE.format(rate="522 jobs/s with two")),
+    ("rq-simple", "sleep"): (2_000, _RQ_ONE.format(rate="68 to 77 jobs/s")),
+    ("rq-simple", "backlog"): (5_000, _RQ_ONE.format(rate="220 to 348 jobs/s")),
+    ("saq", "sleep"): (10_000, _SLOWER.format(rate="1,030 jobs/s")),
+    ("arq", "noop-1"): (5_000, _ARQ_POLL.format(rate="196 to 208 jobs/s")),
+    ("arq", "noop-2"): (5_000, _ARQ_POLL.format(rate="206 to 219 jobs/s with two workers")),
+    ("arq", "sleep"): (10_000, _SLOWER.format(rate="392 jobs/s")),
+    ("arq", "backlog"): (5_000, _ARQ_POLL.format(rate="194 to 309 jobs/s")),
+    ("arq-poll10ms", "noop-1"): (10_000, _SLOWER.format(rate="375 to 738 jobs/s")),
+    ("arq-poll10ms", "noop-2"): (10_000, _SLOWER.format(rate="374 jobs/s with two")),
+    ("arq-poll10ms", "sleep"): (10_000, _SLOWER.format(rate="381 jobs/s")),
+    ("arq-poll10ms", "backlog"): (10_000, _SLOWER.format(rate="401 jobs/s")),
+    ("procrastinate", "noop-1"): (5_000, _PROCRASTINATE.format(rate="217 to 335 jobs/s")),
+    ("procrastinate", "noop-2"): (5_000, _PROCRASTINATE.format(rate="245 to 462 with two")),
+    ("procrastinate", "sleep"): (10_000, _SLOWER.format(rate="381 jobs/s")),
+    ("procrastinate", "backlog"): (5_000, _PROCRASTINATE.format(rate="271 to 321 jobs/s")),
 }  # fmt: skip
 
 #: Peers whose backlog fill is too slow for the full ``--backlog``: system -> (cap, why).

@@ -112,6 +112,8 @@ def test_core_wheel_ships_its_sql_files(built: dict[str, list[Path]]) -> None:
 
     assert "forerunner/backends/sql/sqlite/schema.sql" in names
     assert "forerunner/backends/sql/sqlite/queries.sql" in names
+    dashboard = "forerunner/manager/dashboard"
+    assert {f"{dashboard}/index.html", f"{dashboard}/static/app.js"} <= names
 
 
 @pytest.mark.slow
@@ -171,6 +173,27 @@ def test_installed_wheels_work_in_a_clean_environment(
             store.close()
             queue = forerunner.open_queue("memory://")
             queue.close()
+            """
+        ),
+        cwd=elsewhere,
+    )
+
+    # And a manager serves the dashboard from the installed package's files
+    venv.run(
+        venv.python,
+        "-c",
+        textwrap.dedent(
+            """
+            import httpx
+            import forerunner
+            manager = forerunner.Manager("memory://", port=0).start()
+            try:
+                page = httpx.get(manager.url + "/")
+                script = httpx.get(manager.url + "/static/app.js")
+            finally:
+                manager.stop()
+            assert page.status_code == 200 and "<html" in page.text, page
+            assert script.status_code == 200 and script.text, script
             """
         ),
         cwd=elsewhere,

@@ -1,11 +1,13 @@
-"""The ``forerunner`` command line: ``forerunner plugins`` and how every command fails.
+"""The ``forerunner`` command line: ``plugins``, ``migrate``, and how every command fails.
 
 ``forerunner plugins`` lists the plugins with their distributions, then the store
 schemes, queue schemes and task names with the plugin providing each, and the names two
-plugins claim; ``--json`` prints the same as one document. ``forerunner migrate``
-migrates a store that has a schema and says when one has none. Any forerunner error ends
-the command with one line on stderr and exit code 2, never a traceback. Most tests call
-:func:`forerunner.cli.main` in this process; two run the installed console script.
+plugins claim, as one titled table per section; ``--json`` prints the same as one
+document. ``forerunner migrate`` migrates a store that has a schema and says when one
+has none. Any forerunner error ends the command with one line on stderr and exit code
+2, never a traceback. Most tests call :func:`forerunner.cli.main` in this process,
+where stdout is not a terminal, so tables come out as plain rows; two run the installed
+console script.
 """
 
 from __future__ import annotations
@@ -92,14 +94,15 @@ def test_plugins_lists_the_installed_plugins_schemes_and_tasks(
     assert code == 0
     assert err == ""
     lines = out.splitlines()
+    rows = [line.split() for line in lines]
     assert lines[0] == "Plugins:"
-    builtin = next(line.split() for line in lines if line.startswith("  builtin "))
-    assert builtin == ["builtin", "forerunner-core", __version__, "forerunner.builtin"]
-    sections = [line for line in lines if not line.startswith(" ")]
+    assert rows[1] == ["NAME", "DISTRIBUTION", "VERSION", "MODULE"]
+    assert ["builtin", "forerunner-core", __version__, "forerunner.builtin"] in rows
+    sections = [line for line in lines if line.endswith(":")]
     assert sections == ["Plugins:", "Store schemes:", "Queue schemes:", "Tasks:", "Conflicts:"]
     for provided in (["memory", "builtin"], ["sqlite", "builtin"], ["memory+random", "builtin"]):
-        assert provided in [line.split() for line in lines]
-    assert ["ping", "builtin"] in [line.split() for line in lines]
+        assert provided in rows
+    assert ["ping", "builtin"] in rows
     assert lines[-1] == "  none", "no conflicts among the installed plugins"
 
 
@@ -139,8 +142,9 @@ def test_plugins_names_both_plugins_of_a_conflict(
     assert ["only-one", "one"] in [line.split() for line in out.splitlines()]
     conflicts = out.split("Conflicts:\n")[1].splitlines()
     assert conflicts == [
-        "  queue 'thing'  claimed by one (forerunner-one 1.0) and two (forerunner-two 2.0)",
-        "  task 'job'     claimed by two (forerunner-two 2.0) and three",
+        "NAME           CLAIMED BY",
+        "queue 'thing'  one (forerunner-one 1.0) and two (forerunner-two 2.0)",
+        "task 'job'     two (forerunner-two 2.0) and three",
     ]
     assert ["three", "-", "-", "tests.three"] in [line.split() for line in out.splitlines()]
 
@@ -212,7 +216,10 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         cli.main([])
 
     assert exited.value.code == 2
-    assert "plugins" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("forerunner: error: the following arguments are required: command; ")
+    assert "plugins, worker, submit, jobs, status, workers" in err
 
 
 def test_version_is_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -302,6 +309,32 @@ def test_migrate_on_a_store_without_a_schema_says_there_is_nothing_to_do(
     code, out, _ = run(capsys, "migrate", "--store", "memory://")
 
     assert (code, out) == (0, "memory://: memory stores keep no schema to migrate\n")
+
+
+def test_migrate_json_says_what_was_done_and_whether_the_store_has_a_schema(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from forerunner import migrate_command
+
+    registry = Registry.from_plugins(
+        [(PluginInfo(name="evolving", module="tests"), EvolvingPlugin())]
+    )
+    monkeypatch.setattr(migrate_command, "get_registry", lambda: registry)
+
+    code, out, _ = run(capsys, "migrate", "--store", "evolving://user:secret@db", "--json")
+    _, plain, _ = run(capsys, "migrate", "--store", "memory://", "--json")
+
+    assert code == 0
+    assert json.loads(out) == {
+        "store": "evolving://user:***@db",
+        "schema": True,
+        "message": "schema 'jobs' migrated from version 0 to 2",
+    }
+    assert json.loads(plain) == {
+        "store": "memory://",
+        "schema": False,
+        "message": "memory://: memory stores keep no schema to migrate",
+    }
 
 
 def test_migrate_on_an_unknown_scheme_fails_in_one_line(

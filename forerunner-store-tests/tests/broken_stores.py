@@ -76,6 +76,7 @@ class FileStore:
     run_at_due: ClassVar[str] = "<="
     queued_after: ClassVar[str] = ">"
     list_order: ClassVar[str] = "DESC"
+    text_condition: ClassVar[str] = "(instr(id, ?) > 0 OR instr(key, ?) > 0)"
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -182,6 +183,7 @@ class FileStore:
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> list[Job]:
         conditions, values = ["1 = 1"], []
         for column, operator, value in (
@@ -192,6 +194,9 @@ class FileStore:
             if value is not None:
                 conditions.append(f"{column} {operator} ?")
                 values.append(value)
+        if text is not None:
+            conditions.append(self.text_condition)
+            values.extend([text] * self.text_condition.count("?"))
         with self._lock:
             return self._select(
                 " AND ".join(conditions) + f" ORDER BY id {self.list_order} LIMIT ?",
@@ -637,8 +642,15 @@ class ListStateIgnoresType(FileStore):
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> list[Job]:
-        return super().list(state, None if state else type, limit, before)
+        return super().list(state, None if state else type, limit, before, text)
+
+
+class ListTextMissesKeys(FileStore):
+    """list(text=...) looks for the text in ids only, never in keys."""
+
+    text_condition = "instr(id, ?) > 0"
 
 
 class CountsKeepZeros(FileStore):
@@ -721,6 +733,7 @@ BROKEN: Final[dict[str, type[FileStore]]] = {
     "store.queued.order": QueuedCursorInclusive,
     "store.list.order": ListOldestFirst,
     "store.list.filter": ListStateIgnoresType,
+    "store.list.text": ListTextMissesKeys,
     "store.counts": CountsKeepZeros,
     "store.purge.terminal": PurgeIgnoresLimit,
     "store.clear.empties": ClearKeepsFinished,

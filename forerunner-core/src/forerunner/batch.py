@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import msgspec
 
 from forerunner.client import Client
-from forerunner.errors import BackendUnavailable, ValidationError
+from forerunner.errors import ConfigurationError, ValidationError
 from forerunner.manager.server import Manager
 from forerunner.model import JobState
 from forerunner.wire import JobSpec
@@ -161,7 +161,10 @@ def _watch(
         if all(worker.poll() is not None for worker in workers):
             progress.close()
             codes = ", ".join(str(worker.returncode) for worker in workers)
-            raise BackendUnavailable(
+            # Workers that all exit are nearly always misconfigured (a --tasks module
+            # that does not import): exit 2 with the usage errors, not 3, which says the
+            # manager could not be reached.
+            raise ConfigurationError(
                 f"every worker process exited (codes {codes}) with {len(pending)} jobs unfinished"
             )
         time.sleep(_POLL)

@@ -2,24 +2,57 @@
 
 One subcommand per job, each a pair of functions: ``_add_<name>`` declares its
 arguments and ``_run_<name>`` does the work and returns the exit code. :func:`main`
-turns every :class:`~forerunner.errors.ForerunnerError` into one line on stderr and
-exit code 2, because a person who mistyped a URL or installed a broken plugin needs the
-message, not a traceback through forerunner's internals.
+turns every :class:`~forerunner.errors.ForerunnerError` into one line on stderr and an
+exit code, because a person who mistyped a URL or installed a broken plugin needs the
+message, not a traceback through forerunner's internals, and a script needs the code.
+
+Exit codes, the same for every command (docs/cli.md; constants in
+:mod:`forerunner.console`):
+
+- 0: done.
+- 1: the command ran but the asked-for outcome did not happen: a job ended in a state
+  other than succeeded under ``submit --wait``, ``forerunner run`` had a job fail, a job
+  was in a state that does not allow ``cancel`` or ``retry``, a prompt was declined.
+- 2: usage or configuration error, nothing was done: bad arguments or input (a bad line
+  of a ``submit --file``), an unknown backend or broken plugin, a read-only manager asked
+  to change a job, a destructive command without ``--yes`` and no terminal to ask on.
+- 3: the manager did not answer, or answered that its store or queue is unavailable:
+  trying again later may work.
+- 4: a job named on the command line does not exist.
+- 130: interrupted with Ctrl-C.
+
+The commands that talk to a manager take ``--manager URL`` (default
+``$FORERUNNER_MANAGER``, else ``http://127.0.0.1:2718``); the commands that print take
+``--json`` for one JSON document on stdout and nothing else there.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
+
+from rich.text import Text
 
 from forerunner import __version__
 from forerunner.batch_command import add_run_command
-from forerunner.client_command import add_client_commands
-from forerunner.errors import ForerunnerError
+from forerunner.client_command import add_submit_command
+from forerunner.console import (
+    EXIT_INTERRUPTED,
+    EXIT_NOT_DONE,
+    EXIT_NOT_FOUND,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    Output,
+    add_json_option,
+    print_json,
+)
+from forerunner.errors import BackendUnavailable, ForerunnerError, InvalidTransition, JobNotFound
+from forerunner.jobs_command import add_jobs_command
 from forerunner.manager.command import add_manager_command
 from forerunner.migrate_command import add_migrate_command
+from forerunner.operator_command import add_operator_commands
 from forerunner.plugins import get_registry
 from forerunner.worker.command import add_worker_command
 
@@ -32,7 +65,21 @@ __all__ = ["main"]
 
 PROG: Final = "forerunner"
 #: Exit code for a usage or configuration error, as argparse uses for bad arguments.
-EXIT_ERROR: Final = 2
+EXIT_ERROR: Final = EXIT_USAGE
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        commands = [
+            name
+            for action in self._actions
+            if isinstance(action, argparse._SubParsersAction) and action.dest in message
+            for name in action.choices
+        ]
+        hint = f"; one of: {', '.join(commands)}" if commands else ""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,19 +91,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except ForerunnerError as error:
         _fail(error)
-        return EXIT_ERROR
+        return _exit_code(error)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (``| head``): not an error of this command.
+        # Point stdout at nothing so that the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _exit_code(error: ForerunnerError) -> int:
+    if isinstance(error, JobNotFound):
+        return EXIT_NOT_FOUND
+    if isinstance(error, BackendUnavailable):
+        return EXIT_UNREACHABLE
+    if isinstance(error, InvalidTransition):
+        return EXIT_NOT_DONE
+    return EXIT_ERROR
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="forerunner: a distributed job queue with pluggable stores and queues.",
+        epilog=(
+            "Exit codes: 0 done, 1 the outcome asked for did not happen, 2 usage or "
+            "configuration error, 3 manager unreachable or unavailable, 4 job not found."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(title="commands", dest="command", required=True)
+    # Typed as plain ArgumentParser subparsers, which is what the commands declare on;
+    # at run time they are _Parser instances, and so are their own subparsers.
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(title="commands", dest="command", required=True),
+    )
     _add_plugins(commands)
     add_worker_command(commands)
-    add_client_commands(commands)
+    add_submit_command(commands)
+    add_jobs_command(commands)
+    add_operator_commands(commands)
     add_manager_command(commands)
     add_run_command(commands)
     add_migrate_command(commands)
@@ -82,17 +159,16 @@ def _add_plugins(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "any name two plugins claim."
         ),
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead")
+    add_json_option(parser)
     parser.set_defaults(run=_run_plugins)
 
 
 def _run_plugins(args: argparse.Namespace) -> int:
     report = _plugins_report(get_registry())
     if args.json:
-        json.dump(report, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(report)
     else:
-        _print_plugins(report, sys.stdout)
+        _print_plugins(report, Output())
     return 0
 
 
@@ -134,27 +210,41 @@ def _provided_json(items: Iterable[Provided[Any]], key: str) -> list[dict[str, s
     return [{key: item.name, "plugin": item.plugin.name} for item in items]
 
 
-def _print_plugins(report: dict[str, Any], out: TextIO) -> None:
-    plugins = report["plugins"]
-    _print_table(
-        out,
-        "Plugins",
-        [[p["name"], p["distribution"] or "-", p["version"] or "-", p["module"]] for p in plugins],
-    )
-    _print_table(out, "Store schemes", [[s["scheme"], s["plugin"]] for s in report["stores"]])
-    _print_table(out, "Queue schemes", [[q["scheme"], q["plugin"]] for q in report["queues"]])
-    _print_table(out, "Tasks", [[t["name"], t["plugin"]] for t in report["tasks"]])
-    _print_table(
-        out,
-        "Conflicts",
-        [
+def _print_plugins(report: dict[str, Any], out: Output) -> None:
+    """One titled table per section; ``none`` under a title with nothing, so each shows."""
+    sections: list[tuple[str, tuple[str, ...], list[list[str]]]] = [
+        (
+            "Plugins",
+            ("NAME", "DISTRIBUTION", "VERSION", "MODULE"),
             [
-                f"{c['kind']} {c['name']!r}",
-                "claimed by " + " and ".join(_describe(p) for p in c["plugins"]),
-            ]
-            for c in report["conflicts"]
-        ],
-    )
+                [p["name"], p["distribution"] or "-", p["version"] or "-", p["module"]]
+                for p in report["plugins"]
+            ],
+        ),
+        (
+            "Store schemes",
+            ("SCHEME", "PLUGIN"),
+            [[s["scheme"], s["plugin"]] for s in report["stores"]],
+        ),
+        (
+            "Queue schemes",
+            ("SCHEME", "PLUGIN"),
+            [[q["scheme"], q["plugin"]] for q in report["queues"]],
+        ),
+        ("Tasks", ("NAME", "PLUGIN"), [[t["name"], t["plugin"]] for t in report["tasks"]]),
+        (
+            "Conflicts",
+            ("NAME", "CLAIMED BY"),
+            [
+                [f"{c['kind']} {c['name']!r}", " and ".join(_describe(p) for p in c["plugins"])]
+                for c in report["conflicts"]
+            ],
+        ),
+    ]
+    for index, (title, headers, rows) in enumerate(sections):
+        if index:
+            out.print("")
+        _print_section(out, title, headers, rows)
 
 
 def _describe(plugin: dict[str, str | None]) -> str:
@@ -163,13 +253,15 @@ def _describe(plugin: dict[str, str | None]) -> str:
     return f"{plugin['name']} ({plugin['distribution']} {plugin['version']})"
 
 
-def _print_table(out: TextIO, title: str, rows: list[list[str]]) -> None:
-    """A titled block of left-aligned columns; ``none`` when empty, so every block shows."""
-    out.write(f"{title}:\n")
-    if not rows:
-        out.write("  none\n")
+def _print_section(
+    out: Output, title: str, headers: Sequence[str], rows: Iterable[Sequence[str]]
+) -> None:
+    items = list(rows)
+    out.heading(f"{title}:")
+    if not items:
+        out.print(Text("  none", style="dim"))
         return
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        out.write(("  " + "  ".join(cells)).rstrip() + "\n")
+    table = out.table(*headers)
+    for row in items:
+        table.add_row(*row)
+    out.print(table)

@@ -3,9 +3,10 @@
 Both speak the bodies of :mod:`forerunner.wire` and give back :class:`forerunner.model.Job`
 records. An error answer becomes the matching :mod:`forerunner.errors` class carrying the
 server's message (404 :class:`JobNotFound`, 409 :class:`InvalidTransition`, 400/422
-:class:`ValidationError` with the field, 503 or no answer at all
-:class:`BackendUnavailable`), so code written against a store in-process and code
-written against a manager over the network handle failures the same way.
+:class:`ValidationError` with the field, 403 from a read-only manager
+:class:`ConfigurationError`, 503 or no answer at all :class:`BackendUnavailable`), so
+code written against a store in-process and code written against a manager over the
+network handle failures the same way.
 
 The two classes share everything but the transport: a request is described once as a
 :class:`_Call` and decoded once by :func:`_decode`.
@@ -21,6 +22,7 @@ safe. The default, 0, fails at once, so a mistyped URL is reported without a wai
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import random
 import time
@@ -34,6 +36,7 @@ import msgspec
 from forerunner.errors import (
     BackendError,
     BackendUnavailable,
+    ConfigurationError,
     ForerunnerError,
     InvalidTransition,
     JobNotFound,
@@ -43,20 +46,29 @@ from forerunner.model import Job, JobState
 from forerunner.wire import (
     BatchSubmit,
     BatchSubmitResponse,
+    BulkRetry,
+    BulkRetryResponse,
     ErrorBody,
     JobList,
     JobResponse,
     JobSpec,
+    Overview,
+    Purge,
+    PurgeResponse,
     SubmitResponse,
+    Timeline,
+    TimelineEvent,
     WaitResponse,
+    WorkerList,
+    WorkerView,
     job_from_wire,
 )
 
 if TYPE_CHECKING:
-    import datetime as dt
+    import builtins
     from collections.abc import Iterable, Mapping
 
-__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "JobPage"]
+__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "JobPage", "JobTimeline", "Submitted"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +92,23 @@ class JobPage:
 
     jobs: list[Job]
     next: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Submitted:
+    """A job of :meth:`Client.submit_batch`; ``created`` is false where its key named an
+    existing job, which is the job given back."""
+
+    job: Job
+    created: bool
+
+
+@attrs.frozen(kw_only=True)
+class JobTimeline:
+    """A job and the steps of its life, oldest first, from :meth:`Client.timeline`."""
+
+    job: Job
+    events: list[TimelineEvent]
 
 
 @attrs.frozen(kw_only=True)
@@ -144,13 +173,19 @@ def _batch_call(specs: Iterable[JobSpec | Mapping[str, Any]]) -> _Call:
 
 
 def _list_call(
-    state: JobState | str | None, type: str | None, limit: int, before: str | None
+    state: JobState | str | None,
+    type: str | None,
+    limit: int,
+    before: str | None,
+    text: str | None = None,
 ) -> _Call:
     params: dict[str, str | int | float] = {"limit": limit}
     if state is not None:
         params["state"] = str(JobState(state))
     if type is not None:
         params["type"] = type
+    if text:
+        params["text"] = text
     if before is not None:
         params["before"] = before
     return _Call(method="GET", path="/v1/jobs", answer=JobList, params=params)
@@ -164,6 +199,47 @@ def _wait_call(job_id: str, seconds: float) -> _Call:
         params={"timeout": seconds},
         hold=seconds,
     )
+
+
+def _overview_call() -> _Call:
+    return _Call(method="GET", path="/v1/overview", answer=Overview)
+
+
+def _workers_call() -> _Call:
+    return _Call(method="GET", path="/v1/workers", answer=WorkerList)
+
+
+def _timeline_call(job_id: str) -> _Call:
+    return _Call(method="GET", path=f"/v1/jobs/{_quoted(job_id)}/timeline", answer=Timeline)
+
+
+def _retry_many_call(state: JobState | str, type: str | None, limit: int) -> _Call:
+    if state == JobState.FAILED:
+        body = BulkRetry(type=type, state="failed", limit=limit)
+    elif state == JobState.CANCELLED:
+        body = BulkRetry(type=type, state="cancelled", limit=limit)
+    else:
+        raise ValidationError(
+            f"only failed or cancelled jobs can be retried, not {state!s} ones", field="state"
+        )
+    return _Call(
+        method="POST",
+        path="/v1/jobs/retry",
+        answer=BulkRetryResponse,
+        body=msgspec.json.encode(body),
+    )
+
+
+def _purge_call(older_than: float | dt.timedelta, limit: int) -> _Call:
+    seconds = older_than.total_seconds() if isinstance(older_than, dt.timedelta) else older_than
+    body = Purge(older_than=seconds, limit=limit)
+    return _Call(
+        method="POST", path="/v1/jobs/purge", answer=PurgeResponse, body=msgspec.json.encode(body)
+    )
+
+
+def _timeline(answer: Timeline) -> JobTimeline:
+    return JobTimeline(job=job_from_wire(answer.job), events=answer.events)
 
 
 def _quoted(job_id: str) -> str:
@@ -197,6 +273,8 @@ def _error_for(call: _Call, response: httpx.Response) -> ForerunnerError:
         message = f"{response.status_code} {response.reason_phrase}: {response.text[:200]}"
         field = None
     status = response.status_code
+    if status == 403:
+        return ConfigurationError(message)
     if status == 404:
         return JobNotFound(message)
     if status == 409:
@@ -221,6 +299,13 @@ def _unreachable(base_url: str, error: httpx.HTTPError) -> BackendUnavailable:
 
 def _page(answer: JobList) -> JobPage:
     return JobPage(jobs=[job_from_wire(body) for body in answer.jobs], next=answer.next)
+
+
+def _submitted(answer: BatchSubmitResponse) -> list[Submitted]:
+    return [
+        Submitted(job=job_from_wire(body), created=created)
+        for body, created in zip(answer.jobs, answer.created, strict=True)
+    ]
 
 
 def _wait_slices(timeout: float) -> tuple[float, float]:
@@ -333,6 +418,10 @@ class Client:
         answer: BatchSubmitResponse = self._send(_batch_call(specs))
         return [job_from_wire(body) for body in answer.jobs]
 
+    def submit_batch(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> list[Submitted]:
+        """Submit up to 1000 jobs in one request, stored all or none; aligned with ``specs``."""
+        return _submitted(self._send(_batch_call(specs)))
+
     def get(self, job_id: str) -> Job:
         answer: JobResponse = self._send(_job_call("GET", job_id))
         return job_from_wire(answer.job)
@@ -354,9 +443,13 @@ class Client:
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> JobPage:
-        """One page of jobs, newest first; pass ``page.next`` as ``before`` for the next."""
-        return _page(self._send(_list_call(state, type, limit, before)))
+        """One page of jobs, newest first; pass ``page.next`` as ``before`` for the next.
+
+        ``text`` keeps the jobs whose id or key contains it (case-sensitive).
+        """
+        return _page(self._send(_list_call(state, type, limit, before, text)))
 
     def cancel(self, job_id: str) -> Job:
         answer: JobResponse = self._send(_job_call("POST", job_id, "cancel"))
@@ -365,6 +458,35 @@ class Client:
     def retry(self, job_id: str) -> Job:
         answer: JobResponse = self._send(_job_call("POST", job_id, "retry"))
         return job_from_wire(answer.job)
+
+    def timeline(self, job_id: str) -> JobTimeline:
+        """The job and its events, oldest first: created, claimed, failed, retried..."""
+        return _timeline(self._send(_timeline_call(job_id)))
+
+    def overview(self) -> Overview:
+        """Counts, queue depth, the oldest waiting job and throughput, at a glance."""
+        answer: Overview = self._send(_overview_call())
+        return answer
+
+    def workers(self) -> builtins.list[WorkerView]:
+        """The workers that polled the manager within the last lease."""
+        answer: WorkerList = self._send(_workers_call())
+        return answer.workers
+
+    def retry_many(
+        self, *, state: JobState | str = JobState.FAILED, type: str | None = None, limit: int = 1000
+    ) -> BulkRetryResponse:
+        """Retry up to ``limit`` failed (or cancelled) jobs, of ``type`` if given, newest first."""
+        answer: BulkRetryResponse = self._send(_retry_many_call(state, type, limit))
+        return answer
+
+    def purge(self, *, older_than: float | dt.timedelta, limit: int = 100_000) -> int:
+        """Delete up to ``limit`` finished jobs that ended more than ``older_than`` ago.
+
+        ``older_than`` is seconds or a timedelta; the answer is how many were deleted.
+        """
+        answer: PurgeResponse = self._send(_purge_call(older_than, limit))
+        return answer.purged
 
     def _send(self, call: _Call) -> Any:
         retries = _Retries.within(self.url, call, self._retry_for)
@@ -440,6 +562,10 @@ class AsyncClient:
         answer: BatchSubmitResponse = await self._send(_batch_call(specs))
         return [job_from_wire(body) for body in answer.jobs]
 
+    async def submit_batch(self, specs: Iterable[JobSpec | Mapping[str, Any]]) -> list[Submitted]:
+        """Submit up to 1000 jobs in one request, stored all or none; aligned with ``specs``."""
+        return _submitted(await self._send(_batch_call(specs)))
+
     async def get(self, job_id: str) -> Job:
         answer: JobResponse = await self._send(_job_call("GET", job_id))
         return job_from_wire(answer.job)
@@ -461,8 +587,9 @@ class AsyncClient:
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> JobPage:
-        return _page(await self._send(_list_call(state, type, limit, before)))
+        return _page(await self._send(_list_call(state, type, limit, before, text)))
 
     async def cancel(self, job_id: str) -> Job:
         answer: JobResponse = await self._send(_job_call("POST", job_id, "cancel"))
@@ -471,6 +598,27 @@ class AsyncClient:
     async def retry(self, job_id: str) -> Job:
         answer: JobResponse = await self._send(_job_call("POST", job_id, "retry"))
         return job_from_wire(answer.job)
+
+    async def timeline(self, job_id: str) -> JobTimeline:
+        return _timeline(await self._send(_timeline_call(job_id)))
+
+    async def overview(self) -> Overview:
+        answer: Overview = await self._send(_overview_call())
+        return answer
+
+    async def workers(self) -> builtins.list[WorkerView]:
+        answer: WorkerList = await self._send(_workers_call())
+        return answer.workers
+
+    async def retry_many(
+        self, *, state: JobState | str = JobState.FAILED, type: str | None = None, limit: int = 1000
+    ) -> BulkRetryResponse:
+        answer: BulkRetryResponse = await self._send(_retry_many_call(state, type, limit))
+        return answer
+
+    async def purge(self, *, older_than: float | dt.timedelta, limit: int = 100_000) -> int:
+        answer: PurgeResponse = await self._send(_purge_call(older_than, limit))
+        return answer.purged
 
     async def _send(self, call: _Call) -> Any:
         retries = _Retries.within(self.url, call, self._retry_for)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from forerunner.console import EXIT_OK, Output, add_json_option, print_json
 from forerunner.plugins import get_registry
 from forerunner.store import Migrating
 from forerunner.urls import mask_password, scheme_of
@@ -31,19 +32,24 @@ def add_migrate_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         ),
     )
     parser.add_argument("--store", required=True, metavar="URL", help="store URL")
+    add_json_option(parser)
     parser.set_defaults(run=_run_migrate)
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
     store = get_registry().open_store(args.store)
+    masked = mask_password(args.store)
     try:
+        migrating = False
         if isinstance(store, Migrating):
-            print(store.migrate())
+            migrating = True
+            message = str(store.migrate())
         else:
-            print(
-                f"{mask_password(args.store)}: {scheme_of(args.store)} stores keep no schema "
-                "to migrate"
-            )
+            message = f"{masked}: {scheme_of(args.store)} stores keep no schema to migrate"
     finally:
         store.close()
-    return 0
+    if args.json:
+        print_json({"store": masked, "schema": migrating, "message": message})
+    else:
+        Output().print(message)
+    return EXIT_OK

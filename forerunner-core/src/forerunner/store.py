@@ -144,11 +144,15 @@ class Store(Protocol):
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> list[Job]:
         """Return jobs newest first (id descending), ids less than ``before``, at most ``limit``.
 
         [store.list.order]; only those in ``state`` and of ``type`` when given
-        [store.list.filter].
+        [store.list.filter]; only those whose id or key contains ``text`` when given,
+        compared case-sensitively [store.list.text]. An operator pastes part of an id or
+        key into the dashboard; a store may answer that with a scan, since it walks ids
+        newest first and stops at ``limit`` matches.
         """
         ...
 

@@ -20,23 +20,38 @@ from forerunner.model import Job, JobError, JobState
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_BULK",
     "MAX_WAIT",
     "AttemptRef",
     "BatchSubmit",
     "BatchSubmitResponse",
+    "BulkRetry",
+    "BulkRetryResponse",
     "ErrorBody",
     "ErrorDetail",
     "JobBody",
     "JobList",
     "JobResponse",
     "JobSpec",
+    "OldestWaiting",
+    "Overview",
     "PollRequest",
     "PollResponse",
     "ProgressReport",
+    "Purge",
+    "PurgeResponse",
+    "QueueDepth",
     "ResultReport",
+    "StateCount",
     "SubmitResponse",
+    "Throughput",
+    "Timeline",
+    "TimelineEvent",
     "WaitResponse",
     "WireError",
+    "WorkerInfo",
+    "WorkerList",
+    "WorkerView",
     "job_from_wire",
     "job_to_wire",
 ]
@@ -45,6 +60,8 @@ __all__ = [
 MAX_BATCH: Final = 1000
 #: Longest long-poll, in seconds: below common proxy idle timeouts.
 MAX_WAIT: Final = 30.0
+#: Jobs one bulk retry may touch: each is a store transition, so one request stays short.
+MAX_BULK: Final = 10_000
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Attempt = Annotated[int, msgspec.Meta(ge=1)]
@@ -151,6 +168,14 @@ class ResultReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     error: WireError | None = None
 
 
+class WorkerInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who a worker is, for the operator: sent now and then, never needed to run jobs."""
+
+    host: Annotated[str, msgspec.Meta(max_length=255)]
+    pid: Annotated[int, msgspec.Meta(ge=0, le=2**31)]
+    concurrency: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+
+
 class PollRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One round trip of a worker: reports, progress and lease renewal, then new work.
 
@@ -169,6 +194,7 @@ class PollRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reports: Annotated[list[ResultReport], msgspec.Meta(max_length=MAX_BATCH)] = []
     wait: Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)] = 0.0
     stopping: bool = False
+    info: WorkerInfo | None = None
 
 
 class PollResponse(msgspec.Struct, frozen=True):
@@ -182,8 +208,112 @@ class PollResponse(msgspec.Struct, frozen=True):
     lease_seconds: float
 
 
+class StateCount(msgspec.Struct, frozen=True):
+    type: str
+    state: JobState
+    count: int
+
+
+class QueueDepth(msgspec.Struct, frozen=True):
+    type: str
+    depth: int
+
+
+class OldestWaiting(msgspec.Struct, frozen=True):
+    """The queued job with the lowest id; ``since`` is when it became due."""
+
+    id: str
+    type: str
+    since: dt.datetime
+    age_seconds: float
+
+
+class Throughput(msgspec.Struct, frozen=True):
+    """Jobs per bucket over the last hour, oldest bucket first, as this manager saw them."""
+
+    bucket_seconds: int
+    start: dt.datetime
+    submitted: list[int]
+    succeeded: list[int]
+    failed: list[int]
+
+
+class Overview(msgspec.Struct, frozen=True):
+    """The dashboard's first page and ``forerunner status``: the state of things at a glance."""
+
+    counts: list[StateCount]
+    queue: list[QueueDepth]
+    queue_total: int
+    oldest_waiting: OldestWaiting | None
+    throughput: Throughput
+    workers: int
+    read_only: bool
+    version: str
+    store: str
+    queue_url: str
+
+
+class WorkerView(msgspec.Struct, frozen=True):
+    """A worker as the manager last saw it poll; ``running`` as of its last renewal."""
+
+    id: str
+    types: list[str]
+    capacity: int
+    running: list[str]
+    last_seen: dt.datetime
+    seconds_since: float
+    stopping: bool
+    host: str | None = None
+    pid: int | None = None
+    concurrency: int | None = None
+
+
+class WorkerList(msgspec.Struct, frozen=True):
+    workers: list[WorkerView]
+
+
+class TimelineEvent(msgspec.Struct, frozen=True):
+    """One step of a job's life; ``detail`` is an error's type and message, or a note."""
+
+    at: dt.datetime
+    event: str
+    attempt: int
+    worker: str | None = None
+    detail: str | None = None
+
+
+class Timeline(msgspec.Struct, frozen=True):
+    job: JobBody
+    events: list[TimelineEvent]
+
+
+class BulkRetry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Retry up to ``limit`` jobs in ``state``, of ``type`` when given, newest first."""
+
+    type: NonEmpty | None = None
+    state: Literal["failed", "cancelled"] = "failed"
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_BULK)] = 1000
+
+
+class BulkRetryResponse(msgspec.Struct, frozen=True):
+    retried: int
+    ids: list[str]
+
+
+class Purge(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Delete up to ``limit`` finished jobs whose end is more than ``older_than`` s ago."""
+
+    older_than: Annotated[float, msgspec.Meta(ge=0, le=100 * 365 * 86400)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] = 100_000
+
+
+class PurgeResponse(msgspec.Struct, frozen=True):
+    purged: int
+
+
 class ErrorDetail(msgspec.Struct, frozen=True):
-    """``code``: validation_error, malformed_json, not_found, invalid_transition, unavailable."""
+    """``code``: validation_error, malformed_json, read_only, not_found, invalid_transition,
+    unavailable."""
 
     code: str
     message: str

@@ -1,9 +1,11 @@
-"""``forerunner submit`` and ``forerunner jobs``: JSON out, one-line errors, exit codes.
+"""``forerunner submit`` and ``forerunner jobs`` with ``--json``: one-line errors, exit codes.
 
-``submit --wait`` prints the ended job and exits 0 if it succeeded, 1 otherwise; a
-usage or connection error is one line on stderr with exit code 2. The commands run
-in this process through :func:`forerunner.cli.main`, against a real manager, with a
-worker in a thread where a job must run.
+``submit --wait`` prints the ended job and exits 0 if it succeeded, 1 otherwise; an
+error is one line on stderr, with exit code 2 for bad input, 3 for a manager that does
+not answer and 4 for a job that does not exist (docs/cli.md). ``jobs get`` prints the
+job as JSON without ``--json``, as it did before ``jobs show``. The commands run in this
+process through :func:`forerunner.cli.main`, against a real manager, with a worker in a
+thread where a job must run; tests/cli/ covers the human output.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
 def test_submit_prints_the_queued_job(manager: Manager, capsys: pytest.CaptureFixture[str]) -> None:
     code, job, _ = run(
         capsys, "submit", "ping", "--data", '{"a": 1}', "--key", "k1", "--priority", "3",
-        "--manager", manager.url,
+        "--manager", manager.url, "--json",
     )  # fmt: skip
 
     assert code == 0
@@ -62,7 +64,7 @@ def test_submit_wait_prints_the_result_and_exits_0(
     manager: Manager, worker: Worker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, job, _ = run(
-        capsys, "submit", "ping", "--data", "[1, 2]", "--wait", "--manager", manager.url
+        capsys, "submit", "ping", "--data", "[1, 2]", "--wait", "--manager", manager.url, "--json"
     )
 
     assert code == 0
@@ -73,7 +75,15 @@ def test_submit_wait_exits_1_when_the_job_fails(
     manager: Manager, worker: Worker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, job, _ = run(
-        capsys, "submit", "fail", "--max-attempts", "1", "--wait", "--manager", manager.url
+        capsys,
+        "submit",
+        "fail",
+        "--max-attempts",
+        "1",
+        "--wait",
+        "--manager",
+        manager.url,
+        "--json",
     )
 
     assert code == 1
@@ -88,19 +98,23 @@ def test_jobs_get_list_cancel_retry(
     url = ["--manager", manager.url]
 
     assert run(capsys, "jobs", "get", job.id, *url)[1]["id"] == job.id
-    assert run(capsys, "jobs", "cancel", job.id, *url)[1]["state"] == "cancelled"
-    assert run(capsys, "jobs", "retry", job.id, *url)[1]["state"] == "queued"
-    code, page, _ = run(capsys, "jobs", "list", "--state", "queued", "--type", "ping", *url)
+    assert run(capsys, "jobs", "cancel", job.id, *url, "--json")[1]["jobs"][0]["state"] == (
+        "cancelled"
+    )
+    assert run(capsys, "jobs", "retry", job.id, *url, "--json")[1]["jobs"][0]["state"] == "queued"
+    code, page, _ = run(
+        capsys, "jobs", "list", "--state", "queued", "--type", "ping", *url, "--json"
+    )
     assert code == 0
     assert [item["id"] for item in page["jobs"]] == [job.id]
     assert page["next"] is None
 
 
-def test_errors_are_one_line_with_exit_code_2(
+def test_errors_are_one_line_with_their_exit_code(
     manager: Manager, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(capsys, "jobs", "get", "missing", "--manager", manager.url)
-    assert code == 2
+    assert code == 4
     assert err.count("\n") == 1
     assert err.startswith("forerunner: error:")
 
@@ -109,5 +123,5 @@ def test_errors_are_one_line_with_exit_code_2(
     assert "--data is not JSON" in err
 
     code, _, err = run(capsys, "jobs", "cancel", "x", "--manager", "http://127.0.0.1:9")
-    assert code == 2
+    assert code == 3
     assert "did not answer" in err

@@ -14,47 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from forerunner.hookspecs import hookimpl
-from forerunner.manager import Manager
 from forerunner.plugins import PluginInfo, Registry
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
+    from collections.abc import Callable
 
+    from forerunner.manager import Manager
     from forerunner.model import Job
-
-
-@pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'jobs.db'}"
-
-
-@pytest.fixture
-def start_manager(store_url: str) -> Iterator[Callable[..., Manager]]:
-    """Start managers on port 0 (on the test's sqlite store unless told); stop them after."""
-    started: list[Manager] = []
-
-    def start(store: str | None = None, **options: Any) -> Manager:
-        manager = Manager(store or store_url, port=0, **options)
-        started.append(manager.start())
-        return manager
-
-    yield start
-    for manager in started:
-        manager.stop()
-
-
-@pytest.fixture
-def manager(start_manager: Callable[..., Manager]) -> Manager:
-    return start_manager()
-
-
-@pytest.fixture
-def http(manager: Manager) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=manager.url, timeout=30.0) as client:
-        yield client
 
 
 def submit(http: httpx.Client, **spec: Any) -> dict[str, Any]:
@@ -363,8 +332,13 @@ def test_healthz_metrics_and_openapi(http: httpx.Client) -> None:
 
     assert health.json() == {"status": "ok"}
     assert metrics.headers["content-type"].startswith("text/plain")
-    assert 'forerunner_jobs{type="ping",state="queued"} 1' in metrics.text
-    assert 'forerunner_jobs{type="other",state="scheduled"} 1' in metrics.text
+    jobs = {
+        (sample.labels["type"], sample.labels["state"]): sample.value
+        for family in text_string_to_metric_families(metrics.text)
+        if family.name == "forerunner_jobs"
+        for sample in family.samples
+    }
+    assert jobs == {("ping", "queued"): 1, ("other", "scheduled"): 1}
     document = openapi.json()
     assert document["openapi"].startswith("3.1")
     assert {"/v1/jobs", "/v1/jobs/batch", "/v1/workers/poll"} <= set(document["paths"])

@@ -297,9 +297,12 @@ def test_manager_killed_mid_run_and_restarted_loses_no_job(tmp_path: Path, spawn
 
     def start_manager() -> subprocess.Popen[str]:
         command = [console_script(), "manager", "--store", store, "--port", str(port)]
-        process = subprocess.Popen(
-            [*command, "--lease", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-        )
+        # The manager logs a line per job event: into a file, since a pipe nobody reads
+        # would fill and stall it.
+        with (tmp_path / "manager.log").open("a") as log:
+            process = subprocess.Popen(
+                [*command, "--lease", "1"], stdout=subprocess.DEVNULL, stderr=log, text=True
+            )
         wait_for(lambda: _answers(url), seconds=20)
         return process
 

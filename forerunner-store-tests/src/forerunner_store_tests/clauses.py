@@ -82,6 +82,9 @@ CLAUSES: Final[dict[str, str]] = {
         "list returns jobs newest first (id descending), ids before the cursor, at most limit"
     ),
     "store.list.filter": "list returns only jobs of the given state and type",
+    "store.list.text": (
+        "list(text=...) returns only jobs whose id or key contains the text, case-sensitively"
+    ),
     "store.counts": "counts() maps (type, state) to the number of jobs, leaving out zeros",
     "store.purge.terminal": (
         "purge deletes at most limit terminal jobs finished before the time, returns how many; "

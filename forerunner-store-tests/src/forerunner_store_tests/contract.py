@@ -926,6 +926,44 @@ class StoreContract:
         )
         check_jobs(clause, got, queued_alpha[1:2], "list(queued, 'alpha', limit=1, before=...)")
 
+    def test_list_text(self, forerunner_store: Store) -> None:
+        clause = "store.list.text"
+        # Given jobs with and without keys, keys holding LIKE's wildcards and mixed case
+        keys = ["order-17", "Order-18", "invoice-17", None, "50%_off", None]
+        jobs = [
+            make_job(state, key=key, type=kind)
+            for key, state, kind in zip(
+                keys, [JobState.QUEUED, JobState.FAILED] * 3, ["alpha", "beta"] * 3, strict=True
+            )
+        ]
+        forerunner_store.add(jobs)
+        newest_first = jobs[::-1]
+        # When listed by part of a key or an id, then only jobs containing it come back
+        cases: list[tuple[str, JobState | None, str | None]] = [
+            ("order", None, None),
+            ("-17", None, None),
+            ("%_", None, None),
+            ("_", None, None),
+            (jobs[3].id[-6:], None, None),
+            (jobs[2].id, None, None),
+            ("17", JobState.QUEUED, None),
+            ("der", None, "beta"),
+            ("nothing-has-this", None, None),
+        ]
+        for text, state, kind in cases:
+            want = [
+                job
+                for job in newest_first
+                if (text in job.id or text in (job.key or ""))
+                and (state is None or job.state is state)
+                and (kind is None or job.type == kind)
+            ]
+            got = forerunner_store.list(state=state, type=kind, text=text)
+            check_jobs(clause, got, want, f"list(state={state}, type={kind!r}, text={text!r})")
+        # And the text search pages with limit and before
+        got = forerunner_store.list(text="-1", limit=1, before=jobs[2].id)
+        check_jobs(clause, got, [jobs[1]], "list(text='-1', limit=1, before=the third job)")
+
     def test_counts(self, forerunner_store: Store) -> None:
         clause = "store.counts"
         # Given an empty store, counts are empty

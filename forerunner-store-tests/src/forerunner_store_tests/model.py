@@ -250,6 +250,7 @@ class ReferenceStore:
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> list[Job]:
         with self._lock:
             found = [
@@ -258,6 +259,7 @@ class ReferenceStore:
                 if (state is None or job.state is state)
                 and (type is None or job.type == type)
                 and (before is None or job.id < before)
+                and (text is None or text in job.id or text in (job.key or ""))
             ]
             return sorted(found, key=lambda job: job.id, reverse=True)[:limit]
 

@@ -203,13 +203,19 @@ class StoreMachine(RuleBasedStateMachine):
         type=st.none() | st.sampled_from(fs.JOB_TYPES),
         limit=st.integers(min_value=1, max_value=6),
         before=st.none() | job_ids,
+        text=st.none() | st.text(alphabet="0123456789abcdef-", min_size=1, max_size=2) | keys,
     )
     def list_jobs(
-        self, state: JobState | None, type: str | None, limit: int, before: str | None
+        self,
+        state: JobState | None,
+        type: str | None,
+        limit: int,
+        before: str | None,
+        text: str | None,
     ) -> None:
-        what = f"list(state={state}, type={type!r}, limit={limit}, before={before})"
-        got = self._call(what, lambda: self.store.list(state, type, limit, before))
-        check_jobs(CLAUSE, got, self.model.list(state, type, limit, before), what)
+        what = f"list(state={state}, type={type!r}, limit={limit}, before={before}, text={text!r})"
+        got = self._call(what, lambda: self.store.list(state, type, limit, before, text))
+        check_jobs(CLAUSE, got, self.model.list(state, type, limit, before, text), what)
 
     @rule(limit=fs.limits, seconds=st.integers(min_value=-30, max_value=30))
     def purge(self, limit: int, seconds: int) -> None:

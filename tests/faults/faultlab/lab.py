@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -33,8 +32,9 @@ import httpx
 from faultlab.ledger import LEDGER_ENV, TASK_MODULE, TASK_MODULE_NAME
 from faultlab.services import free_port
 from forerunner.client import Client
-from forerunner.errors import BackendUnavailable
+from forerunner.errors import BackendError, BackendUnavailable
 from forerunner.model import JobState
+from forerunner.plugins import open_store
 from forerunner.wire import MAX_BATCH
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from faultlab.services import Backends
     from forerunner.model import Job
+    from forerunner.store import Store
 
 __all__ = ["Lab", "Proc", "RunTimeout"]
 
@@ -49,7 +50,6 @@ __all__ = ["Lab", "Proc", "RunTimeout"]
 MANAGER_START: Final = 30.0
 #: Seconds a request of the lab's own client keeps retrying a manager that is away.
 CLIENT_RETRY: Final = 60.0
-_METRIC: Final = re.compile(r'^forerunner_jobs\{type="[^"]*",state="(\w+)"\} (\d+)$', re.M)
 
 
 class RunTimeout(AssertionError):
@@ -138,6 +138,7 @@ class Lab:
         self._closing = threading.Event()
         self._supervisor: threading.Thread | None = None
         self._log_files: list[IO[bytes]] = []
+        self._store: Store | None = None
 
     # Processes
 
@@ -308,19 +309,22 @@ class Lab:
         return ids
 
     def counts(self) -> dict[JobState, int]:
-        """Jobs by state, from the first manager that answers its ``/metrics``."""
-        for url in self.urls:
-            try:
-                response = httpx.get(f"{url}/metrics", timeout=10.0)
-            except httpx.HTTPError:
-                continue
-            if response.status_code != 200:
-                continue
-            counts = dict.fromkeys(JobState, 0)
-            for state, number in _METRIC.findall(response.text):
-                counts[JobState(state)] += int(number)
-            return counts
-        return {}
+        """Jobs by state, read from the store itself; empty while the store is away.
+
+        Straight from the store, not through a manager: the faults take managers away,
+        and what a manager reports (``/metrics``, the overview) is cached for seconds,
+        which would let a run reach its next fault later than it means to.
+        """
+        try:
+            if self._store is None:
+                self._store = open_store(self.backends.store_url)
+            found = self._store.counts()
+        except BackendError:
+            return {}
+        counts = dict.fromkeys(JobState, 0)
+        for (_, state), number in found.items():
+            counts[state] += number
+        return counts
 
     def terminal(self) -> int:
         counts = self.counts()
@@ -382,6 +386,9 @@ class Lab:
                 proc.process.wait(30)
         for output in self._log_files:
             output.close()
+        if self._store is not None:
+            with contextlib.suppress(BackendError):
+                self._store.close()
 
     def diagnostics(self) -> str:
         """The end of every manager log and of the last worker logs, for a failure message."""

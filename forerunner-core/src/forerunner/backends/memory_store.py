@@ -214,6 +214,7 @@ class MemoryStore:
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> list[Job]:
         with self._lock:
             self._check_open()
@@ -222,6 +223,8 @@ class MemoryStore:
                 ids = (i for i in ids if i < before)
             if type is not None:
                 ids = (i for i in ids if self._jobs[i].type == type)
+            if text is not None:
+                ids = (i for i in ids if text in i or text in (self._jobs[i].key or ""))
             found = [self._jobs[job_id] for job_id in heapq.nlargest(max(limit, 0), ids)]
         return [_copied(job) for job in found]
 

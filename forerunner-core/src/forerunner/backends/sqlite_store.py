@@ -249,6 +249,7 @@ class SQLiteStore:
         type: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        text: str | None = None,
     ) -> list[Job]:
         if limit < 1:
             return []
@@ -257,8 +258,11 @@ class SQLiteStore:
             "limit": limit,
             "state": None if state is None else JobState(state).value,
             "type": type,
+            "text": text,
         }
-        if state is None:
+        if text is not None:
+            query = _Q["list_jobs_matching"]
+        elif state is None:
             query = _Q["list_jobs"] if type is None else _Q["list_jobs_of_type"]
         else:
             query = _Q["list_jobs_in_state"] if type is None else _Q["list_jobs_in_state_of_type"]

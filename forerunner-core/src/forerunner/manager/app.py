@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.metadata
 import logging
 import math
 import time
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from forerunner.errors import (
     BackendError,
@@ -28,21 +29,39 @@ from forerunner.errors import (
     JobNotFound,
     ValidationError,
 )
+from forerunner.manager import dashboard as forerunner_dashboard
+from forerunner.manager.history import BUCKET_SECONDS
+from forerunner.manager.metrics import CONTENT_TYPE, Metrics
+from forerunner.manager.service import utc_now
 from forerunner.model import JobState
+from forerunner.urls import mask_password
 from forerunner.wire import (
     MAX_BATCH,
     MAX_WAIT,
     BatchSubmit,
     BatchSubmitResponse,
+    BulkRetry,
+    BulkRetryResponse,
     ErrorBody,
     ErrorDetail,
     JobList,
     JobResponse,
     JobSpec,
+    OldestWaiting,
+    Overview,
     PollRequest,
     PollResponse,
+    Purge,
+    PurgeResponse,
+    QueueDepth,
+    StateCount,
     SubmitResponse,
+    Throughput,
+    Timeline,
+    TimelineEvent,
     WaitResponse,
+    WorkerList,
+    WorkerView,
     job_to_wire,
 )
 
@@ -52,6 +71,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from forerunner.manager.service import ManagerService
+    from forerunner.manager.workers import SeenWorker
     from forerunner.model import Job
 
 __all__ = ["create_app", "openapi_document"]
@@ -60,6 +80,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The installed forerunner-core, as the overview reports it.
+VERSION: Final = importlib.metadata.version("forerunner-core")
 #: Longest ``/wait``, in seconds.
 MAX_JOB_WAIT: Final = 60.0
 #: How often a waiter looks at the store for changes made by other managers.
@@ -71,6 +93,8 @@ REAP_EVERY: Final = 0.5
 _STATUS: Final = {
     "malformed_json": 400,
     "validation_error": 422,
+    "read_only": 403,
+    "cross_origin": 403,
     "not_found": 404,
     "invalid_transition": 409,
     "unavailable": 503,
@@ -171,6 +195,14 @@ def _guard(
     """Render the errors a handler raises as :class:`ErrorBody` answers."""
 
     async def endpoint(request: Request) -> Response:
+        if request.method == "POST" and _from_another_site(request):
+            return _error_response(
+                ErrorDetail(
+                    "cross_origin",
+                    "this request came from a page of another site; the manager takes "
+                    "changes only from its own dashboard and from clients that are not browsers",
+                )
+            )
         try:
             response = await handler(request)
         except _HTTPError as error:
@@ -189,11 +221,43 @@ def _guard(
     return endpoint
 
 
+def _from_another_site(request: Request) -> bool:
+    """Whether a browser sent this on behalf of a page that is not the manager's own.
+
+    The dashboard's actions are plain POSTs, and a page on any other site that an
+    operator has open could send the same to a manager it can reach (a cross-site
+    request forgery): browsers let a page POST anywhere, they only hide the answer.
+    Browsers say where a request comes from, in ``Sec-Fetch-Site`` and ``Origin``;
+    clients and workers are not browsers and send neither, so they are unaffected.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin.partition("://")[2] != request.headers.get("host")
+
+
 class _Api:
     """The endpoints, each a method over one service."""
 
-    def __init__(self, service: ManagerService) -> None:
+    def __init__(
+        self,
+        service: ManagerService,
+        *,
+        metrics: Metrics | None = None,
+        read_only: bool = False,
+        backends: tuple[str, str] | None = None,
+    ) -> None:
         self.service = service
+        self.read_only = read_only
+        self.backends = backends or (_describe(service.store), _describe(service.queue))
+        if metrics is None:
+            metrics = Metrics(utc_now)
+            metrics.bind(service)
+        #: The series ``/metrics`` serves.
+        self.prometheus = metrics
         self.document = msgspec.json.encode(openapi_document())
         #: Worker id -> when it last said it is stopping (monotonic); its long polls
         #: opened before then end at the next pop slice.
@@ -239,19 +303,97 @@ class _Api:
         jobs, after = await self.call(
             self.service.list_jobs,
             state,
-            request.query_params.get("type"),
+            request.query_params.get("type") or None,
             limit,
-            request.query_params.get("before"),
+            request.query_params.get("before") or None,
+            request.query_params.get("text") or None,
         )
         return _json(JobList(jobs=[job_to_wire(job) for job in jobs], next=after))
 
     async def cancel(self, request: Request) -> Response:
+        self._check_writable("cancel a job")
         job = await self.call(self.service.cancel, request.path_params["job_id"])
         return _json(JobResponse(job=job_to_wire(job)))
 
     async def retry(self, request: Request) -> Response:
+        self._check_writable("retry a job")
         job = await self.call(self.service.retry, request.path_params["job_id"])
         return _json(JobResponse(job=job_to_wire(job)))
+
+    async def retry_many(self, request: Request) -> Response:
+        self._check_writable("retry jobs")
+        body = _decode(await request.body(), BulkRetry)
+        jobs = await self.call(self.service.retry_many, JobState(body.state), body.type, body.limit)
+        return _json(BulkRetryResponse(retried=len(jobs), ids=[job.id for job in jobs]))
+
+    async def purge(self, request: Request) -> Response:
+        self._check_writable("purge jobs")
+        body = _decode(await request.body(), Purge)
+        purged = await self.call(self.service.purge, body.older_than, body.limit)
+        return _json(PurgeResponse(purged=purged))
+
+    async def timeline(self, request: Request) -> Response:
+        job, steps = await self.call(self.service.timeline, request.path_params["job_id"])
+        events = [
+            TimelineEvent(
+                at=step.at,
+                event=step.event,
+                attempt=step.attempt,
+                worker=step.worker,
+                detail=step.detail,
+            )
+            for step in steps
+        ]
+        return _json(Timeline(job=job_to_wire(job), events=events))
+
+    async def overview(self, _: Request) -> Response:
+        snapshot = await self.call(self.service.overview)
+        oldest = snapshot.oldest
+        flow = snapshot.throughput
+        return _json(
+            Overview(
+                counts=[
+                    StateCount(type=kind, state=state, count=count)
+                    for (kind, state), count in sorted(snapshot.counts.items())
+                ],
+                queue=[
+                    QueueDepth(type=kind, depth=depth) for kind, depth in snapshot.queue.items()
+                ],
+                queue_total=snapshot.queue_total,
+                oldest_waiting=None
+                if oldest is None
+                else OldestWaiting(
+                    id=oldest.job.id,
+                    type=oldest.job.type,
+                    since=oldest.since,
+                    age_seconds=oldest.age_seconds,
+                ),
+                throughput=Throughput(
+                    bucket_seconds=BUCKET_SECONDS,
+                    start=flow.start,
+                    submitted=list(flow.submitted),
+                    succeeded=list(flow.succeeded),
+                    failed=list(flow.failed),
+                ),
+                workers=snapshot.workers,
+                read_only=self.read_only,
+                version=VERSION,
+                store=self.backends[0],
+                queue_url=self.backends[1],
+            )
+        )
+
+    async def workers(self, _: Request) -> Response:
+        seen = self.service.workers.snapshot()
+        return _json(WorkerList(workers=[_worker_view(worker) for worker in seen]))
+
+    def _check_writable(self, what: str) -> None:
+        if self.read_only:
+            raise _HTTPError(
+                "read_only",
+                f"this manager runs read-only (--read-only): it does not {what}; "
+                "restart it without --read-only to change jobs",
+            )
 
     async def wait(self, request: Request) -> Response:
         job_id: str = request.path_params["job_id"]
@@ -326,15 +468,7 @@ class _Api:
         return _json({"status": "ok"})
 
     async def metrics(self, _: Request) -> Response:
-        counts = await self.call(self.service.store.counts)
-        lines = [
-            "# HELP forerunner_jobs Jobs in the store by type and state.",
-            "# TYPE forerunner_jobs gauge",
-        ]
-        for (job_type, state), count in sorted(counts.items()):
-            label = job_type.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-            lines.append(f'forerunner_jobs{{type="{label}",state="{state.value}"}} {count}')
-        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+        return Response(await self.call(self.prometheus.render), media_type=CONTENT_TYPE)
 
     async def openapi(self, _: Request) -> Response:
         return Response(self.document, media_type="application/json")
@@ -352,23 +486,63 @@ class _Api:
                 await reaper
 
 
-def create_app(service: ManagerService) -> Starlette:
-    """The ASGI app serving ``/v1``, ``/healthz``, ``/metrics`` and ``/openapi.json``."""
-    api = _Api(service)
-    routes = [
+def create_app(
+    service: ManagerService,
+    *,
+    metrics: Metrics | None = None,
+    read_only: bool = False,
+    dashboard: bool = True,
+    backends: tuple[str, str] | None = None,
+) -> Starlette:
+    """The ASGI app serving ``/v1``, ``/healthz``, ``/metrics``, ``/openapi.json`` and ``/``.
+
+    ``read_only`` refuses every request that would change a job but a submission (403
+    ``read_only``); ``dashboard`` serves the web dashboard at ``/``; ``backends`` are
+    the store and queue URLs the overview shows, passwords masked.
+    """
+    api = _Api(service, metrics=metrics, read_only=read_only, backends=backends)
+    routes: list[BaseRoute] = [
         Route("/v1/jobs", _guard(api.submit), methods=["POST"]),
         Route("/v1/jobs", _guard(api.list_jobs), methods=["GET"]),
         Route("/v1/jobs/batch", _guard(api.submit_batch), methods=["POST"]),
+        Route("/v1/jobs/retry", _guard(api.retry_many), methods=["POST"]),
+        Route("/v1/jobs/purge", _guard(api.purge), methods=["POST"]),
         Route("/v1/jobs/{job_id}", _guard(api.get_job), methods=["GET"]),
         Route("/v1/jobs/{job_id}/cancel", _guard(api.cancel), methods=["POST"]),
         Route("/v1/jobs/{job_id}/retry", _guard(api.retry), methods=["POST"]),
         Route("/v1/jobs/{job_id}/wait", _guard(api.wait), methods=["GET"]),
+        Route("/v1/jobs/{job_id}/timeline", _guard(api.timeline), methods=["GET"]),
+        Route("/v1/overview", _guard(api.overview), methods=["GET"]),
+        Route("/v1/workers", _guard(api.workers), methods=["GET"]),
         Route("/v1/workers/poll", _guard(api.poll), methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", _guard(api.metrics), methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
     ]
+    if dashboard:
+        routes += forerunner_dashboard.routes()
     return Starlette(routes=routes, lifespan=api.lifespan)
+
+
+def _describe(backend: object) -> str:
+    """A backend as the overview names it: its URL, password masked, or its class."""
+    url = getattr(backend, "url", None)
+    return mask_password(url) if isinstance(url, str) else type(backend).__name__
+
+
+def _worker_view(worker: SeenWorker) -> WorkerView:
+    return WorkerView(
+        id=worker.id,
+        types=list(worker.types),
+        capacity=worker.capacity,
+        running=list(worker.running),
+        last_seen=worker.last_seen,
+        seconds_since=worker.seconds_since,
+        stopping=worker.stopping,
+        host=worker.host,
+        pid=worker.pid,
+        concurrency=worker.concurrency,
+    )
 
 
 async def _reap_forever(service: ManagerService) -> None:
@@ -393,6 +567,13 @@ def openapi_document() -> dict[str, Any]:
         WaitResponse,
         PollRequest,
         PollResponse,
+        Timeline,
+        Overview,
+        WorkerList,
+        BulkRetry,
+        BulkRetryResponse,
+        Purge,
+        PurgeResponse,
         ErrorBody,
     )
     _, components = msgspec.json.schema_components(
@@ -410,6 +591,7 @@ def openapi_document() -> dict[str, Any]:
 
     errors = {
         "400": answer("ErrorBody", "malformed JSON"),
+        "403": answer("ErrorBody", "the manager is read-only"),
         "404": answer("ErrorBody", "no such job"),
         "409": answer("ErrorBody", "the job's state does not allow this"),
         "422": answer("ErrorBody", "the input breaks a rule; field names it"),
@@ -438,6 +620,7 @@ def openapi_document() -> dict[str, Any]:
                     query("type", {"type": "string"}),
                     query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_BATCH}),
                     query("before", {"type": "string"}),
+                    query("text", {"type": "string"}),
                 ],
                 "responses": {"200": answer("JobList", "a page of jobs"), **errors},
             },
@@ -478,6 +661,39 @@ def openapi_document() -> dict[str, Any]:
                     query("timeout", {"type": "number", "minimum": 0, "maximum": MAX_JOB_WAIT}),
                 ],
                 "responses": {"200": answer("WaitResponse", "the job; done tells which"), **errors},
+            }
+        },
+        "/v1/jobs/{job_id}/timeline": {
+            "get": {
+                "summary": "A job and the steps of its life, oldest first",
+                "parameters": [job_id],
+                "responses": {"200": answer("Timeline", "the job and its steps"), **errors},
+            }
+        },
+        "/v1/jobs/retry": {
+            "post": {
+                "summary": "Retry failed or cancelled jobs, of one type or all",
+                "requestBody": body("BulkRetry"),
+                "responses": {"200": answer("BulkRetryResponse", "the retried ids"), **errors},
+            }
+        },
+        "/v1/jobs/purge": {
+            "post": {
+                "summary": "Delete jobs that finished long enough ago",
+                "requestBody": body("Purge"),
+                "responses": {"200": answer("PurgeResponse", "how many were deleted"), **errors},
+            }
+        },
+        "/v1/overview": {
+            "get": {
+                "summary": "Counts, queue depths, oldest waiting job, the last hour",
+                "responses": {"200": answer("Overview", "the overview"), **errors},
+            }
+        },
+        "/v1/workers": {
+            "get": {
+                "summary": "The workers that polled within the last lease",
+                "responses": {"200": answer("WorkerList", "the workers"), **errors},
             }
         },
         "/v1/workers/poll": {

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 from typing import TYPE_CHECKING, Any
 
+from forerunner.logs import add_logging_arguments, configure_from_arguments
 from forerunner.manager.server import DEFAULT_PORT, DEFAULT_QUEUE, DEFAULT_STORE, Manager
 from forerunner.manager.service import utc_now
 
@@ -46,15 +46,40 @@ def add_manager_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         default=30.0,
         help="seconds a handed-out job lives without the worker's renewal (default: %(default)s)",
     )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="refuse cancel, retry, bulk retry and purge (403); reading and submitting still work",
+    )
+    parser.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="serve no dashboard, only the API",
+    )
+    add_logging_arguments(parser)
+    parser.add_argument(
+        "--log-job-data",
+        action="store_true",
+        help=(
+            "add jobs' data, results and tracebacks to the job log (off by default: they "
+            "may hold anything a user put there)"
+        ),
+    )
     parser.add_argument("--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.set_defaults(run=_run_manager)
 
 
 def _run_manager(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "lease": args.lease}
+    configure_from_arguments(args)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "lease": args.lease,
+        "log_job_data": args.log_job_data,
+        "read_only": args.read_only,
+        "dashboard": args.dashboard,
+    }
     if args.clock_offset:
         options["clock"] = _skewed(args.clock_offset)
     Manager(args.store, args.queue, **options).serve()

@@ -34,6 +34,7 @@ class Events:
             event: [] for event in EVENTS
         }
         self._listeners: list[Callable[[str, Job], None]] = []
+        self._batch_listeners: list[Callable[[str, Sequence[Job]], None]] = []
 
     def on(self, event: str, types: str | Iterable[str], fn: Callable[[Job], object]) -> None:
         """Call ``fn(job)`` on ``event`` for jobs of ``types`` (``"*"``: every type)."""
@@ -62,6 +63,25 @@ class Events:
 
         return stop
 
+    def listen_batches(self, fn: Callable[[str, Sequence[Job]], None]) -> Callable[[], None]:
+        """Call ``fn(event, jobs)`` once per dispatched batch; return the function that stops it.
+
+        For observers that do a little work per job, such as metrics and the job log: one
+        call per batch lets them take their lock, or check their log level, once for the
+        hundred jobs a busy poll reports, instead of once per job. They run before the
+        callbacks and the per-job listeners, so a ``/wait`` that a job's end wakes finds
+        the job already counted and logged.
+        """
+        with self._lock:
+            self._batch_listeners.append(fn)
+
+        def stop() -> None:
+            with self._lock:
+                if fn in self._batch_listeners:
+                    self._batch_listeners.remove(fn)
+
+        return stop
+
     def emit(self, event: str, job: Job) -> None:
         """Tell everyone interested that ``job`` went through ``event``; never raises."""
         self.emit_all(event, (job,))
@@ -77,6 +97,14 @@ class Events:
         with self._lock:
             callbacks = list(self._callbacks[event])
             listeners = list(self._listeners)
+            batch_listeners = list(self._batch_listeners)
+        for batch_listener in batch_listeners:
+            try:
+                batch_listener(event, jobs)
+            except Exception:
+                logger.exception(
+                    "event listener %r raised for %d job(s)", batch_listener, len(jobs)
+                )
         for wanted, fn in callbacks:
             for job in jobs:
                 if wanted is None or job.type in wanted:

@@ -19,8 +19,11 @@ import uvicorn
 from forerunner.errors import ConfigurationError
 from forerunner.manager.app import create_app
 from forerunner.manager.events import Events
+from forerunner.manager.joblog import JobLog
+from forerunner.manager.metrics import Metrics, TimedQueue, TimedStore
 from forerunner.manager.service import ManagerService, spec_from_options, utc_now
 from forerunner.plugins import get_registry
+from forerunner.urls import mask_password
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -64,6 +67,11 @@ class Manager:
     or open backends (left open: the caller owns them). ``clock`` gives the time every
     lease, retry and reaper step is judged by (UTC now by default); the fault tests pass
     a skewed one to show that managers whose clocks disagree do not claim a job twice.
+
+    Every job event is logged (``forerunner.manager.joblog``, at INFO) and counted in
+    :attr:`metrics`, which ``/metrics`` serves; ``log_job_data`` adds the jobs' data,
+    results and tracebacks to the log. ``read_only`` refuses the requests that change
+    a job other than submitting; ``dashboard=False`` serves no dashboard.
     """
 
     def __init__(
@@ -76,6 +84,9 @@ class Manager:
         lease: float = 30.0,
         registry: Registry | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        log_job_data: bool = False,
+        read_only: bool = False,
+        dashboard: bool = True,
     ) -> None:
         if lease <= 0:
             raise ConfigurationError(f"lease must be a positive number of seconds, got {lease!r}")
@@ -93,10 +104,23 @@ class Manager:
             self._owned.append(opened_queue)
         self.host = host
         self.port = port
+        self.read_only = read_only
+        self.dashboard = dashboard
+        #: The store and queue as the overview names them: URLs with passwords masked.
+        self._backends = (_name(store), _name(queue))
+        clock = clock or utc_now
         self.events = Events(self._registry)
+        #: What ``/metrics`` serves: this manager's series, in a registry of its own.
+        self.metrics = Metrics(clock)
         self.service = ManagerService(
-            opened_store, opened_queue, self.events, lease=lease, clock=clock or utc_now
+            TimedStore.wrap(opened_store, self.metrics),
+            TimedQueue.wrap(opened_queue, self.metrics),
+            self.events,
+            lease=lease,
+            clock=clock,
         )
+        self.metrics.bind(self.service)
+        self.events.listen_batches(JobLog(job_data=log_job_data, clock=clock))
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -133,7 +157,7 @@ class Manager:
                 sock.close()
                 raise ConfigurationError(f"the manager failed to start on {self.url}; see the log")
             time.sleep(0.01)
-        logger.info("manager listening on %s", self.url, extra={"action": "manager_started"})
+        self._log_started()
         return self
 
     def serve(self) -> None:
@@ -141,7 +165,7 @@ class Manager:
         sock = self._bind()
         server = self._make_server()
         self._server = server
-        logger.info("manager listening on %s", self.url, extra={"action": "manager_started"})
+        self._log_started()
         # uvicorn handles SIGINT/SIGTERM while serving and raises the signal again once it
         # stopped; handing it to the server here too means that late signal (and one
         # arriving before uvicorn took over) stops the server, and serve() returns with
@@ -210,6 +234,15 @@ class Manager:
 
     # Internals
 
+    def _log_started(self) -> None:
+        # The URL is followed by a space, so that a script can cut it out of any format.
+        logger.info(
+            "manager listening on %s (lease %g s)",
+            self.url,
+            self.service.lease,
+            extra={"action": "manager_started", "url": self.url},
+        )
+
     def _bind(self) -> socket.socket:
         """Bind before serving, so ``port=0`` is resolved and a taken port fails here."""
         try:
@@ -225,7 +258,13 @@ class Manager:
     def _make_server(self) -> _Server:
         self.service.closing.clear()
         config = uvicorn.Config(
-            create_app(self.service),
+            create_app(
+                self.service,
+                metrics=self.metrics,
+                read_only=self.read_only,
+                dashboard=self.dashboard,
+                backends=self._backends,
+            ),
             log_config=None,
             access_log=False,
             ws="none",
@@ -241,3 +280,8 @@ class Manager:
                 backend.close()
             except Exception:
                 logger.exception("closing %r failed", backend)
+
+
+def _name(backend: str | Store | Queue) -> str:
+    """A backend as an operator knows it: its URL, password masked, or its class name."""
+    return mask_password(backend) if isinstance(backend, str) else type(backend).__name__

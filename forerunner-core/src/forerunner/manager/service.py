@@ -13,12 +13,16 @@ import datetime as dt
 import logging
 import random
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import msgspec
 
 from forerunner.errors import BackendError, InvalidTransition, JobNotFound, ValidationError
 from forerunner.ids import new_id
+from forerunner.manager.history import History, Step, Throughput, timeline
+from forerunner.manager.workers import WorkerRegistry
 from forerunner.model import Job, JobError, JobState, QueueEntry, Report
 from forerunner.wire import JobSpec
 
@@ -30,7 +34,15 @@ if TYPE_CHECKING:
     from forerunner.store import Store
     from forerunner.wire import PollRequest
 
-__all__ = ["MAX_BACKOFF", "ManagerService", "backoff", "spec_from_options", "utc_now"]
+__all__ = [
+    "MAX_BACKOFF",
+    "ManagerService",
+    "Oldest",
+    "Snapshot",
+    "backoff",
+    "spec_from_options",
+    "utc_now",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +50,8 @@ logger = logging.getLogger(__name__)
 MAX_BACKOFF: Final = 300.0
 #: Jobs one reaper step reclaims or promotes, and one rebuild page pushes.
 BATCH: Final = 1000
+#: Seconds the overview reuses the store's counts: counting scans a large store.
+COUNTS_TTL: Final = 5.0
 
 
 def utc_now() -> dt.datetime:
@@ -67,6 +81,27 @@ def _field_of(message: str) -> str | None:
     return path.rstrip("`") if at else None
 
 
+@attrs.frozen
+class Oldest:
+    """The job waiting longest in ``queued``, and since when it could have run."""
+
+    job: Job
+    since: dt.datetime
+    age_seconds: float
+
+
+@attrs.frozen
+class Snapshot:
+    """What the overview shows; ``counts`` may be up to :data:`COUNTS_TTL` seconds old."""
+
+    counts: dict[tuple[str, JobState], int]
+    queue: dict[str, int]
+    queue_total: int
+    oldest: Oldest | None
+    throughput: Throughput
+    workers: int
+
+
 class ManagerService:
     """Submits, dispatches and reaps jobs on one store and one queue."""
 
@@ -89,6 +124,13 @@ class ManagerService:
         self._jitter = jitter
         #: Set when the manager stops, so long polls answer instead of holding shutdown.
         self.closing = threading.Event()
+        #: The workers that polled lately, for the operator.
+        self.workers = WorkerRegistry(clock, lambda: self.lease)
+        #: Recent throughput and job steps, for the operator.
+        self.history = History(clock)
+        events.listen_batches(self.history.record)
+        self._counts: tuple[float, dict[tuple[str, JobState], int]] | None = None
+        self._counts_lock = threading.Lock()
 
     # Submitting and inspecting
 
@@ -131,11 +173,55 @@ class ManagerService:
         return job
 
     def list_jobs(
-        self, state: JobState | None, type: str | None, limit: int, before: str | None
+        self,
+        state: JobState | None,
+        type: str | None,
+        limit: int,
+        before: str | None,
+        text: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
-        jobs = self.store.list(state=state, type=type, limit=limit, before=before)
+        if text is None:
+            # Without ``text`` a store written before it existed still lists.
+            jobs = self.store.list(state=state, type=type, limit=limit, before=before)
+        else:
+            jobs = self.store.list(state=state, type=type, limit=limit, before=before, text=text)
         return jobs, (jobs[-1].id if len(jobs) == limit else None)
+
+    def timeline(self, job_id: str) -> tuple[Job, list[Step]]:
+        """The job and its steps, oldest first (:func:`forerunner.manager.history.timeline`)."""
+        job = self.get(job_id)
+        return job, timeline(job, self.history.steps(job_id))
+
+    def overview(self) -> Snapshot:
+        """Counts, queue depths, the oldest waiting job and the last hour, for the operator."""
+        counts = self._cached_counts()
+        types = {kind for kind, _ in counts} | self.workers.types()
+        queue = {kind: self.queue.size([kind]) for kind in sorted(types)}
+        oldest: Oldest | None = None
+        first = self.store.queued(1)
+        if first:
+            job = first[0]
+            since = job.run_at or job.created_at or self._clock()
+            age = max(0.0, (self._clock() - since).total_seconds())
+            oldest = Oldest(job=job, since=since, age_seconds=age)
+        return Snapshot(
+            counts=counts,
+            queue=queue,
+            queue_total=self.queue.size(),
+            oldest=oldest,
+            throughput=self.history.throughput(),
+            workers=len(self.workers.snapshot()),
+        )
+
+    def _cached_counts(self) -> dict[tuple[str, JobState], int]:
+        with self._counts_lock:
+            cached = self._counts
+            if cached is not None and time.monotonic() - cached[0] < COUNTS_TTL:
+                return cached[1]
+            counts = self.store.counts()
+            self._counts = (time.monotonic(), counts)
+            return counts
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a job that has not finished; a running attempt is fenced out."""
@@ -162,7 +248,57 @@ class ManagerService:
         if job.state is not JobState.QUEUED:
             raise _not_in(job, "retried", "failed or cancelled")
         self._push([job])
+        self.history.record("retried", [job])
         return job
+
+    def retry_many(self, state: JobState, type: str | None, limit: int) -> list[Job]:
+        """Retry up to ``limit`` jobs in ``state`` (failed or cancelled), newest first.
+
+        A job another caller retried or purged meanwhile is passed over, not an error:
+        the operator asked for "the failed ones", and it no longer is one.
+        """
+        if state not in (JobState.FAILED, JobState.CANCELLED):
+            raise ValidationError("only failed or cancelled jobs can be retried", field="state")
+        retried: list[Job] = []
+        before: str | None = None
+        while len(retried) < limit:
+            page = self.store.list(state=state, type=type, limit=min(BATCH, limit), before=before)
+            if not page:
+                break
+            before = page[-1].id
+            now = self._clock()
+            for candidate in page:
+                if len(retried) >= limit:
+                    break
+                job = self.store.retry(candidate.id, now)
+                if job is not None and job.state is JobState.QUEUED:
+                    retried.append(job)
+            if len(page) < min(BATCH, limit):
+                break
+        self._push(retried)
+        self.history.record("retried", retried)
+        return retried
+
+    def purge(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs that ended more than ``older_than`` s ago."""
+        finished_before = self._clock() - dt.timedelta(seconds=older_than)
+        purged = 0
+        while purged < limit:
+            wanted = min(BATCH, limit - purged)
+            step = self.store.purge(finished_before, wanted)
+            purged += step
+            if step < wanted:
+                break
+        with self._counts_lock:
+            self._counts = None
+        if purged:
+            logger.info(
+                "purged %d job(s) that finished before %s",
+                purged,
+                finished_before.isoformat(),
+                extra={"action": "purged"},
+            )
+        return purged
 
     # Workers
 
@@ -175,6 +311,7 @@ class ManagerService:
         """
         abandon: dict[str, None] = {}
         now = self._clock()
+        self.workers.saw(request)
         for item in request.progress:
             if not self.store.progress(item.id, item.attempt, item.value):
                 abandon[item.id] = None

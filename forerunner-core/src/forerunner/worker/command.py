@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 from forerunner.errors import ConfigurationError
+from forerunner.logs import add_logging_arguments, configure_from_arguments
 from forerunner.plugins import get_registry
 from forerunner.worker.worker import Worker
 
@@ -90,6 +91,7 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--grace", type=float, default=30.0, metavar="S", help="seconds to finish on stop"
     )
     parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
+    add_logging_arguments(parser)
     parser.set_defaults(run=_run_worker)
 
 
@@ -122,10 +124,7 @@ def load_tasks(worker: Worker, spec: str, registry: Registry) -> None:
 
 
 def _run_worker(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_from_arguments(args)
     registry = get_registry()
     worker = Worker(
         args.concurrency,

@@ -60,6 +60,7 @@ from forerunner.wire import (
     PollResponse,
     ProgressReport,
     ResultReport,
+    WorkerInfo,
     job_from_wire,
 )
 from forerunner.worker.http import HTTPClient, RequestFailed
@@ -411,8 +412,12 @@ class _Session:
         self.report_ready = asyncio.Event()
         self.slot_freed = asyncio.Event()
         self.lease = DEFAULT_LEASE
-        self.last_renewed = time.monotonic()
+        #: As if a renewal just fell due, so the first poll introduces the worker.
+        self.last_renewed = time.monotonic() - RENEW_EVERY
         self.failures = 0
+        self.info = WorkerInfo(
+            host=socket.gethostname()[:255], pid=os.getpid(), concurrency=worker.concurrency
+        )
 
     async def run(self) -> None:
         fetcher = asyncio.create_task(self._fetch_loop(), name="forerunner-fetch")
@@ -555,6 +560,9 @@ class _Session:
             reports=reports,
             wait=wait,
             stopping=stopping,
+            # Who this worker is rides with the renewals, about once a second, so the
+            # operator's view survives a manager restart without costing every poll.
+            info=self.info if renewing else None,
         )
         url = self.urls[self.url_index]
         answer: PollResponse | None = None

@@ -288,6 +288,18 @@ WHERE type = %(type)s
 ORDER BY type DESC, state DESC, id DESC
 LIMIT %(limit)s;
 
+-- name: list_jobs_matching
+-- A search by part of an id or key: no index helps a substring, so this walks the
+-- primary key newest first and stops at limit matches. strpos() is case-sensitive and
+-- takes the text literally, where LIKE would treat its wildcard characters as such.
+SELECT * FROM forerunner_jobs
+WHERE (%(before)s::text IS NULL OR id < %(before)s::text)
+  AND (%(state)s::text IS NULL OR state = %(state)s::text)
+  AND (%(type)s::text IS NULL OR type = %(type)s::text)
+  AND (strpos(id, %(text)s::text) > 0 OR strpos(key, %(text)s::text) > 0)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
 -- name: count_jobs
 SELECT type, state, count(*) AS jobs
 FROM forerunner_jobs

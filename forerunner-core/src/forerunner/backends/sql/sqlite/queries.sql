@@ -251,6 +251,18 @@ WHERE state = :state AND type = :type AND id < :before
 ORDER BY id DESC
 LIMIT :limit;
 
+-- name: list_jobs_matching
+-- A search by part of an id or key: no index helps a substring, so this walks ids
+-- newest first and stops at :limit matches. instr() compares bytes, case-sensitively,
+-- where LIKE would fold ASCII case and treat % and _ in the text as wildcards.
+SELECT * FROM forerunner_jobs
+WHERE id < :before
+  AND (:state IS NULL OR state = :state)
+  AND (:type IS NULL OR type = :type)
+  AND (instr(id, :text) > 0 OR instr(key, :text) > 0)
+ORDER BY id DESC
+LIMIT :limit;
+
 -- name: count_jobs
 SELECT type, state, count(*) AS jobs
 FROM forerunner_jobs

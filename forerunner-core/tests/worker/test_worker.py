@@ -155,6 +155,27 @@ def test_progress_reported_by_a_task_reaches_the_store(
     assert client.wait(job.id, 10).state is JobState.SUCCEEDED
 
 
+def test_progress_that_is_not_json_is_dropped_without_logging_its_value(
+    client: Client, run_worker: RunWorker, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = Worker(1)
+
+    @worker.task("secretive")
+    def secretive(job_id: str, data: Any) -> Any:
+        report_progress({"card": "4111-1111", "at": object()})
+        return "ok"
+
+    run_worker(worker)
+    job = client.submit("secretive")
+
+    assert client.wait(job.id, 10).state is JobState.SUCCEEDED
+    dropped = [r for r in caplog.records if getattr(r, "action", None) == "progress_dropped"]
+    assert [r.getMessage() for r in dropped] == [
+        f"job {job.id!r} reported progress of type dict, which is not JSON; dropped"
+    ]
+    assert "4111" not in caplog.text
+
+
 def test_cancelled_job_is_abandoned_by_the_worker(client: Client, run_worker: RunWorker) -> None:
     # Given an async task running on the worker
     started = threading.Event()

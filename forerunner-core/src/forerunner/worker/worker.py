@@ -776,10 +776,11 @@ class _Session:
         try:
             msgspec.json.encode(value)
         except (TypeError, msgspec.EncodeError):
+            # The type, not the value: a job's progress is its data, kept out of logs.
             logger.warning(
-                "job %r reported progress %r, which is not JSON; dropped",
+                "job %r reported progress of type %s, which is not JSON; dropped",
                 job.id,
-                value,
+                type(value).__name__,
                 extra={"action": "progress_dropped", "job_id": job.id},
             )
             return

@@ -8,6 +8,7 @@ poll it; a worker that fails over to another manager shows up there within one p
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Callable
 
     from forerunner.wire import PollRequest
@@ -44,7 +44,7 @@ class _Entry:
     types: tuple[str, ...]
     capacity: int
     running: tuple[str, ...]
-    last_seen: dt.datetime
+    #: ``time.monotonic()`` of the latest poll; its wall-clock time is derived when asked.
     seen_at: float
     stopping: bool
     host: str | None
@@ -81,7 +81,6 @@ class WorkerRegistry:
                     types=(),
                     capacity=0,
                     running=(),
-                    last_seen=self._clock(),
                     seen_at=now,
                     stopping=False,
                     host=None,
@@ -92,7 +91,6 @@ class WorkerRegistry:
             if poll.types:
                 entry.types = tuple(poll.types)
             entry.capacity = poll.capacity
-            entry.last_seen = self._clock()
             entry.seen_at = now
             entry.stopping = entry.stopping or poll.stopping
             if renewing:
@@ -105,6 +103,7 @@ class WorkerRegistry:
     def snapshot(self) -> list[SeenWorker]:
         """The workers heard from within the horizon, by id; forgets the others."""
         now = time.monotonic()
+        wall = self._clock()
         horizon = self._horizon()
         seen: list[SeenWorker] = []
         with self._lock:
@@ -117,7 +116,7 @@ class WorkerRegistry:
                         types=entry.types,
                         capacity=entry.capacity,
                         running=entry.running,
-                        last_seen=entry.last_seen,
+                        last_seen=wall - dt.timedelta(seconds=now - entry.seen_at),
                         seconds_since=max(0.0, now - entry.seen_at),
                         stopping=entry.stopping,
                         host=entry.host,

@@ -285,7 +285,8 @@ def explain(conn: psycopg.Connection[Any]) -> None:
     counts = conn.execute("SELECT state, count(*) FROM forerunner_jobs GROUP BY 1 ORDER BY 1")
     print("\nthe table for the plans: " + ", ".join(f"{s} {n:,}" for s, n in counts))
     reports = {
-        "job_id": running, "attempt": [1] * 100, "state": ["succeeded"] * 100,
+        "job_id": running, "attempt": [1] * 100, "worker": ["worker-1"] * 100,
+        "contested": [False] * 100, "state": ["succeeded"] * 100,
         "now": [now] * 100, "result": [json.dumps(RESULT)] * 100, "error": [None] * 100,
         "run_at": [None] * 100,
     }  # fmt: skip

@@ -1,6 +1,10 @@
 """The builtin tasks that use the network: ``fetch``, ``get_hrefs``, ``pluck_data``.
 
-Every request goes to a local HTTP server on 127.0.0.1 (``site``), never the internet.
+Every request goes to a local HTTP server on 127.0.0.1 (``site``), never the internet;
+the ``site`` fixture allows exactly that address (``FORERUNNER_FETCH_ALLOW_NETWORKS``),
+since the tasks refuse loopback addresses by default (``test_tasks_addresses``), and
+``fetch`` writes under the ``root`` fixture, the worker's files root (``tmp_path``;
+``test_tasks_paths`` covers paths outside it).
 Covers downloads and their safe file names, the size cap (declared and actual), refusal
 of non-http schemes before anything is fetched, HTTP errors, robots.txt (a disallowed
 page is never requested), link extraction (absolute, deduplicated, in page order) and
@@ -17,8 +21,8 @@ import httpx
 import pytest
 
 from forerunner.errors import ValidationError
-from forerunner.tasks import fetch, get_hrefs, pluck_data
-from forerunner.tasks.files import safe_filename
+from forerunner.tasks import ALLOW_NETWORKS_ENV, ALLOW_PRIVATE_ENV, fetch, get_hrefs, pluck_data
+from forerunner.tasks.files import FILES_ROOT_ENV, safe_filename
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,7 +62,10 @@ class Site:
 
 
 @pytest.fixture
-def site() -> Iterator[Site]:
+def site(monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    # The tasks refuse loopback addresses unless the worker allows them: allow this one.
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    monkeypatch.setenv(ALLOW_NETWORKS_ENV, "127.0.0.1/32")
     served = Site()
     # A short poll interval so that shutdown at teardown is quick.
     thread = threading.Thread(target=served.server.serve_forever, args=(0.01,), daemon=True)
@@ -69,35 +76,42 @@ def site() -> Iterator[Site]:
     thread.join(timeout=5)
 
 
-def test_fetch_downloads_each_url_into_the_destination(site: Site, tmp_path: Path) -> None:
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The worker's files root: ``tmp_path``, so every destination these tests use is inside."""
+    monkeypatch.setenv(FILES_ROOT_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_fetch_downloads_each_url_into_the_destination(site: Site, root: Path) -> None:
     first = site.page("/files/report.csv", "a,b\n1,2\n")
     second = site.page("/other/report.csv", "different")
     third = site.page("/", "<p>home</p>")
 
-    result = fetch("job", {"origin": [first, second, third], "destination": str(tmp_path / "d")})
+    result = fetch("job", {"origin": [first, second, third], "destination": str(root / "d")})
 
     assert result == [
-        {"url": first, "path": str(tmp_path / "d" / "report.csv"), "status": 200, "bytes": 8},
-        {"url": second, "path": str(tmp_path / "d" / "report-2.csv"), "status": 200, "bytes": 9},
-        {"url": third, "path": str(tmp_path / "d" / "index.html"), "status": 200, "bytes": 11},
+        {"url": first, "path": str(root / "d" / "report.csv"), "status": 200, "bytes": 8},
+        {"url": second, "path": str(root / "d" / "report-2.csv"), "status": 200, "bytes": 9},
+        {"url": third, "path": str(root / "d" / "index.html"), "status": 200, "bytes": 11},
     ]
-    assert (tmp_path / "d" / "report-2.csv").read_text(encoding="utf-8") == "different"
+    assert (root / "d" / "report-2.csv").read_text(encoding="utf-8") == "different"
 
 
-def test_fetch_accepts_a_single_url(site: Site, tmp_path: Path) -> None:
+def test_fetch_accepts_a_single_url(site: Site, root: Path) -> None:
     url = site.page("/one.txt", "1")
-    assert fetch("job", {"origin": url, "destination": str(tmp_path)})[0]["bytes"] == 1
+    assert fetch("job", {"origin": url, "destination": str(root)})[0]["bytes"] == 1
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["declared-length", "no-length"])
 def test_fetch_refuses_a_body_over_max_bytes_and_keeps_no_file(
-    site: Site, tmp_path: Path, declared: bool
+    site: Site, root: Path, declared: bool
 ) -> None:
     url = site.page("/big.bin", b"x" * 5000, length=declared)
     with pytest.raises(ValidationError, match="max_bytes") as refused:
-        fetch("job", {"origin": url, "destination": str(tmp_path), "max_bytes": 1000})
+        fetch("job", {"origin": url, "destination": str(root), "max_bytes": 1000})
     assert refused.value.field == "max_bytes"
-    assert list(tmp_path.iterdir()) == []
+    assert list(root.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -111,13 +125,13 @@ def test_fetch_refuses_a_body_over_max_bytes_and_keeps_no_file(
     ],
 )
 def test_fetch_refuses_non_http_urls_before_fetching_anything(
-    site: Site, tmp_path: Path, origin: Any, field: str
+    site: Site, root: Path, origin: Any, field: str
 ) -> None:
     ok = site.page("/ok.txt", "ok")
     if isinstance(origin, list):
         origin = [url.format(ok=ok) for url in origin]
     with pytest.raises(ValidationError) as refused:
-        fetch("job", {"origin": origin, "destination": str(tmp_path)})
+        fetch("job", {"origin": origin, "destination": str(root)})
     assert refused.value.field == field
     assert site.requested == []
 
@@ -132,18 +146,18 @@ def test_fetch_refuses_non_http_urls_before_fetching_anything(
     ],
 )
 def test_fetch_refuses_bad_options_naming_the_field(
-    site: Site, tmp_path: Path, extra: dict[str, Any], field: str
+    site: Site, root: Path, extra: dict[str, Any], field: str
 ) -> None:
-    data = {"origin": site.page("/ok.txt", "ok"), "destination": str(tmp_path), **extra}
+    data = {"origin": site.page("/ok.txt", "ok"), "destination": str(root), **extra}
     with pytest.raises(ValidationError) as refused:
         fetch("job", data)
     assert refused.value.field == field
 
 
-def test_fetch_fails_on_an_http_error_status(site: Site, tmp_path: Path) -> None:
+def test_fetch_fails_on_an_http_error_status(site: Site, root: Path) -> None:
     with pytest.raises(httpx.HTTPStatusError):
-        fetch("job", {"origin": site.base + "/missing", "destination": str(tmp_path)})
-    assert list(tmp_path.iterdir()) == []
+        fetch("job", {"origin": site.base + "/missing", "destination": str(root)})
+    assert list(root.iterdir()) == []
 
 
 @pytest.mark.parametrize(

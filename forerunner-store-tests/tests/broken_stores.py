@@ -123,9 +123,9 @@ class FileStore:
                     renewed.append(job_id)
             return renewed
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         with self._write():
-            job = self._current(job_id, attempt)
+            job = self._current(job_id, attempt, worker)
             if job is None:
                 return False
             self._save(attrs.evolve(job, progress=value))
@@ -135,7 +135,7 @@ class FileStore:
         with self._write():
             finished: list[Job | None] = []
             for report in reports:
-                job = self._current(report.job_id, report.attempt)
+                job = self._current(report.job_id, report.attempt, report.worker)
                 finished.append(None if job is None else self._save(self._finished(job, report)))
             return finished
 
@@ -263,9 +263,11 @@ class FileStore:
     def _holds(self, job: Job, worker: str) -> bool:
         return job.state is JobState.RUNNING and job.worker == worker
 
-    def _current(self, job_id: str, attempt: int) -> Job | None:
+    def _current(self, job_id: str, attempt: int, worker: str | None) -> Job | None:
         job = self._load(job_id)
         running = job is not None and job.state is JobState.RUNNING and job.attempt == attempt
+        if running and worker is not None and job is not None and job.worker != worker:
+            return None
         return job if running else None
 
     def _finished(self, job: Job, report: Report) -> Job:
@@ -521,9 +523,16 @@ class RenewAnyWorker(FileStore):
 class ProgressAnyAttempt(FileStore):
     """progress is recorded for any attempt of a running job."""
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         job = self.get(job_id)
-        return super().progress(job_id, job.attempt if job else attempt, value)
+        return super().progress(job_id, job.attempt if job else attempt, value, worker)
+
+
+class ProgressAnyWorker(FileStore):
+    """progress is recorded for the running attempt whichever worker sends it."""
+
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
+        return super().progress(job_id, attempt, value)
 
 
 class SucceededKeepsError(FileStore):
@@ -555,9 +564,16 @@ class RetryDropsError(FileStore):
 class FinishAnyAttempt(FileStore):
     """A report is applied to a running job whatever attempt it names."""
 
-    def _current(self, job_id: str, attempt: int) -> Job | None:
+    def _current(self, job_id: str, attempt: int, worker: str | None) -> Job | None:
         job = self._load(job_id)
         return job if job is not None and job.state is JobState.RUNNING else None
+
+
+class FinishAnyWorker(FileStore):
+    """A report is applied to the running attempt whichever worker sends it."""
+
+    def finish(self, reports: Sequence[Report]) -> list[Job | None]:
+        return super().finish([attrs.evolve(report, worker=None) for report in reports])
 
 
 class ReclaimWithoutError(FileStore):
@@ -717,10 +733,12 @@ BROKEN: Final[dict[str, type[FileStore]]] = {
     "store.renew.own": RenewWithoutExtending,
     "store.renew.others": RenewAnyWorker,
     "store.progress.fenced": ProgressAnyAttempt,
+    "store.progress.owner": ProgressAnyWorker,
     "store.finish.succeeded": SucceededKeepsError,
     "store.finish.failed": FailedKeepsLease,
     "store.finish.retry": RetryDropsError,
     "store.finish.fenced": FinishAnyAttempt,
+    "store.finish.owner": FinishAnyWorker,
     "store.reclaim.requeue": ReclaimWithoutError,
     "store.reclaim.fail": ReclaimNeverFails,
     "store.reclaim.live": ReclaimAtLeaseEnd,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,7 +23,9 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 import msgspec
 
 from forerunner.client import Client
+from forerunner.credentials import TOKEN_ENV
 from forerunner.errors import ConfigurationError, ValidationError
+from forerunner.manager.auth import Tokens
 from forerunner.manager.server import Manager
 from forerunner.model import JobState
 from forerunner.wire import JobSpec
@@ -76,11 +79,17 @@ def run_batch(specs: Sequence[JobSpec], options: BatchOptions, progress: TextIO)
     """Run every job to a terminal state; return them in the order of ``specs``."""
     with tempfile.TemporaryDirectory(prefix="forerunner-run-") as scratch:
         store = options.store or f"sqlite:///{Path(scratch) / 'jobs.db'}"
-        manager = Manager(store, "memory://", host="127.0.0.1", port=0).start()
+        # The batch's own tokens, made for this run and gone with it: the manager listens
+        # on loopback, where any local user could otherwise take or report its jobs.
+        client_token, worker_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        tokens = Tokens.from_mapping({"client": [client_token], "worker": [worker_token]})
+        manager = Manager(store, "memory://", host="127.0.0.1", port=0, tokens=tokens).start()
         workers: list[subprocess.Popen[bytes]] = []
         try:
-            workers = [_spawn_worker(manager.url, options) for _ in range(options.workers)]
-            with Client(manager.url) as client:
+            workers = [
+                _spawn_worker(manager.url, options, worker_token) for _ in range(options.workers)
+            ]
+            with Client(manager.url, token=client_token) as client:
                 ids = [job.id for job in client.submit_many(specs)]
             return _watch(manager, ids, workers, _Progress(progress, len(ids)))
         finally:
@@ -120,7 +129,7 @@ def _error_json(job: Job) -> dict[str, str | None] | None:
     }
 
 
-def _spawn_worker(url: str, options: BatchOptions) -> subprocess.Popen[bytes]:
+def _spawn_worker(url: str, options: BatchOptions, token: str) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -133,7 +142,9 @@ def _spawn_worker(url: str, options: BatchOptions) -> subprocess.Popen[bytes]:
         "--concurrency",
         str(options.concurrency),
     ]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=os.environ.copy())
+    # The token goes through the environment: the command line shows in `ps`.
+    env = {**os.environ, TOKEN_ENV: token}
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
 
 
 def _watch(

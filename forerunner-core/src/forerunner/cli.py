@@ -19,11 +19,14 @@ Exit codes, the same for every command (docs/cli.md; constants in
 - 3: the manager did not answer, or answered that its store or queue is unavailable:
   trying again later may work.
 - 4: a job named on the command line does not exist.
+- 5: the manager refused the caller: no token or an unknown one (401), or a token whose
+  role may not do this (403); another token may work, the same one will not.
 - 130: interrupted with Ctrl-C.
 
 The commands that talk to a manager take ``--manager URL`` (default
-``$FORERUNNER_MANAGER``, else ``http://127.0.0.1:2718``); the commands that print take
-``--json`` for one JSON document on stdout and nothing else there.
+``$FORERUNNER_MANAGER``, else ``http://127.0.0.1:2718``), ``--token-file PATH`` (default
+``$FORERUNNER_TOKEN``) and ``--ca-file PATH`` (default ``$FORERUNNER_CA_FILE``); the
+commands that print take ``--json`` for one JSON document on stdout and nothing else there.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from forerunner import __version__
 from forerunner.batch_command import add_run_command
 from forerunner.client_command import add_submit_command
 from forerunner.console import (
+    EXIT_DENIED,
     EXIT_INTERRUPTED,
     EXIT_NOT_DONE,
     EXIT_NOT_FOUND,
@@ -48,12 +52,20 @@ from forerunner.console import (
     add_json_option,
     print_json,
 )
-from forerunner.errors import BackendUnavailable, ForerunnerError, InvalidTransition, JobNotFound
+from forerunner.errors import (
+    AuthenticationError,
+    BackendUnavailable,
+    ForerunnerError,
+    InvalidTransition,
+    JobNotFound,
+    PermissionDenied,
+)
 from forerunner.jobs_command import add_jobs_command
 from forerunner.manager.command import add_manager_command
 from forerunner.migrate_command import add_migrate_command
 from forerunner.operator_command import add_operator_commands
 from forerunner.plugins import get_registry
+from forerunner.urls import mask_secrets
 from forerunner.worker.command import add_worker_command
 
 if TYPE_CHECKING:
@@ -79,7 +91,8 @@ class _Parser(argparse.ArgumentParser):
             for name in action.choices
         ]
         hint = f"; one of: {', '.join(commands)}" if commands else ""
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+        shown = mask_secrets(message)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {shown}{hint} (see {self.prog} --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _exit_code(error: ForerunnerError) -> int:
     if isinstance(error, JobNotFound):
         return EXIT_NOT_FOUND
+    if isinstance(error, AuthenticationError | PermissionDenied):
+        return EXIT_DENIED
     if isinstance(error, BackendUnavailable):
         return EXIT_UNREACHABLE
     if isinstance(error, InvalidTransition):
@@ -119,7 +134,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="forerunner: a distributed job queue with pluggable stores and queues.",
         epilog=(
             "Exit codes: 0 done, 1 the outcome asked for did not happen, 2 usage or "
-            "configuration error, 3 manager unreachable or unavailable, 4 job not found."
+            "configuration error, 3 manager unreachable or unavailable, 4 job not found, "
+            "5 not allowed (no token, an unknown one, or one whose role may not do this)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -141,8 +157,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(error: ForerunnerError) -> None:
-    """Print the error on one line: a message that wraps is still one log record."""
-    text = " ".join(str(error).split())
+    """Print the error on one line: a message that wraps is still one log record.
+
+    Its secrets are masked (a plugin's or a driver's message may quote a connection
+    string): a deployment's output is kept in CI logs and journals.
+    """
+    text = " ".join(mask_secrets(str(error)).split())
     print(f"{PROG}: error: {text}", file=sys.stderr)
 
 

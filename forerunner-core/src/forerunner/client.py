@@ -2,18 +2,29 @@
 
 Both speak the bodies of :mod:`forerunner.wire` and give back :class:`forerunner.model.Job`
 records. An error answer becomes the matching :mod:`forerunner.errors` class carrying the
-server's message (404 :class:`JobNotFound`, 409 :class:`InvalidTransition`, 400/422
+server's message (404 :class:`JobNotFound`, 409 :class:`InvalidTransition`, 400/413/422
 :class:`ValidationError` with the field, 403 from a read-only manager
-:class:`ConfigurationError`, 503 or no answer at all :class:`BackendUnavailable`), so
-code written against a store in-process and code written against a manager over the
+:class:`ConfigurationError`, 503, 429 or no answer at all :class:`BackendUnavailable`),
+so code written against a store in-process and code written against a manager over the
 network handle failures the same way.
+
+A manager that asks for tokens answers 401 (:class:`AuthenticationError`) to a request
+without a token it knows, and 403 (:class:`PermissionDenied`) to a token whose role may
+not do what was asked; both messages say which token to use. The token is given as
+``token=``, else read from ``$FORERUNNER_TOKEN``, and sent as ``Authorization: Bearer``
+on every request. It never appears in an error message or a repr. Certificates are
+always verified, against the system's CAs plus ``ca_file=`` (or ``$FORERUNNER_CA_FILE``):
+there is no way to turn that off, so a token is never handed to whoever sits between
+the client and its manager. A certificate that does not verify is a
+:class:`ConfigurationError` that names the fix, and is not retried.
 
 The two classes share everything but the transport: a request is described once as a
 :class:`_Call` and decoded once by :func:`_decode`.
 
 With ``retry_for=S`` a client keeps trying a request that failed transiently for up to S
 seconds, backing off from 0.1 s to 5 s with jitter: a 503 (the manager's store or queue
-is unavailable, and nothing was written), a connection that could not be made (nothing
+is unavailable, and nothing was written), a 429 (this token has too many requests in
+flight; the request was refused before it was read), a connection that could not be made (nothing
 was sent), and for reads any broken connection. A submit cut off after it was sent is
 not retried, since the manager may have stored it: give the job a ``key`` to make that
 safe. The default, 0, fails at once, so a mistyped URL is reported without a wait.
@@ -25,6 +36,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import ssl
 import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -33,13 +45,16 @@ import attrs
 import httpx
 import msgspec
 
+from forerunner.credentials import CA_FILE_ENV, TOKEN_ENV, load_token, ssl_context
 from forerunner.errors import (
+    AuthenticationError,
     BackendError,
     BackendUnavailable,
     ConfigurationError,
     ForerunnerError,
     InvalidTransition,
     JobNotFound,
+    PermissionDenied,
     ValidationError,
 )
 from forerunner.model import Job, JobState
@@ -79,6 +94,9 @@ _WAIT_SLICE: Final = 60.0
 #: Back-off bounds between two tries of a transiently failed request, in seconds.
 _RETRY_FIRST: Final = 0.1
 _RETRY_MAX: Final = 5.0
+#: The POST endpoints only an admin token may call; every other endpoint of a client is
+#: open to client (and admin) tokens.
+_ADMIN_ACTIONS: Final = ("/cancel", "/retry", "/v1/jobs/purge")
 
 R = TypeVar("R")
 
@@ -266,35 +284,123 @@ def _decode(call: _Call, response: httpx.Response) -> Any:
 
 
 def _error_for(call: _Call, response: httpx.Response) -> ForerunnerError:
+    code: str | None
     try:
         detail = msgspec.json.decode(response.content, type=ErrorBody).error
-        message, field = detail.message, detail.field
+        code, message, field = detail.code, detail.message, detail.field
     except msgspec.DecodeError:
         message = f"{response.status_code} {response.reason_phrase}: {response.text[:200]}"
-        field = None
+        code = field = None
     status = response.status_code
+    if status == 401:
+        return _unauthorized(call, response)
+    if status == 403 and code == "forbidden":
+        return PermissionDenied(
+            f"{message} (give a token of role {_role_for(call)} with --token-file PATH "
+            f"or {TOKEN_ENV})"
+        )
+    if status == 403 and code == "worker_taken":
+        return PermissionDenied(message)
     if status == 403:
         return ConfigurationError(message)
     if status == 404:
         return JobNotFound(message)
     if status == 409:
         return InvalidTransition(message)
-    if status in (400, 422):
+    if status in (400, 413, 422):
         return ValidationError(message, field=field)
-    if status == 503:
+    if status in (429, 503):
         return BackendUnavailable(message)
     return BackendError(f"{call.method} {call.path} failed with {status}: {message}")
+
+
+def _unauthorized(call: _Call, response: httpx.Response) -> AuthenticationError:
+    """The 401 told as what to do: give a token, or a valid one.
+
+    The server's message is left out on purpose: the fix depends only on whether a token
+    was sent, and nothing of the request's credentials can then reach the text.
+    """
+    where = f"{call.method} {call.path}"
+    if "authorization" not in response.request.headers:
+        return AuthenticationError(
+            f"{where}: the manager asks for a token and none was given; set {TOKEN_ENV} "
+            f"or pass --token-file PATH with a token of role {_role_for(call)}"
+        )
+    return AuthenticationError(
+        f"{where}: the manager does not know the token given (from --token-file or "
+        f"${TOKEN_ENV}); it may be mistyped or revoked: ask the manager's operator for a "
+        f"token of role {_role_for(call)}"
+    )
+
+
+def _role_for(call: _Call) -> str:
+    """The roles whose tokens may make ``call``, as the manager's rules say."""
+    if call.path == "/v1/workers/poll":
+        return "worker"
+    if call.method == "POST" and call.path.endswith(_ADMIN_ACTIONS):
+        return "admin"
+    return "client (or admin)"
 
 
 def _headers(call: _Call) -> dict[str, str] | None:
     return {"content-type": "application/json"} if call.body is not None else None
 
 
-def _unreachable(base_url: str, error: httpx.HTTPError) -> BackendUnavailable:
+def _unreachable(base_url: str, error: httpx.HTTPError) -> ForerunnerError:
+    tls = _tls_failure(error)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        why = str(tls.verify_message or tls.reason).rstrip(".")
+        fix = (
+            "connect by a name the certificate was made for"
+            if "mismatch" in why
+            else "if a private CA signed the manager's certificate, give that CA with "
+            f"--ca-file PATH or {CA_FILE_ENV}"
+        )
+        return ConfigurationError(
+            f"the certificate of the manager at {base_url} could not be verified ({why}); "
+            f"nothing was sent; {fix}"
+        )
+    if tls is not None:
+        return ConfigurationError(
+            f"TLS with the manager at {base_url} failed ({tls.reason or tls}); check that "
+            "the URL says https:// only for a manager started with --tls-cert"
+        )
+    hint = (
+        "; if the manager serves https, use an https:// URL"
+        if base_url.startswith("http://") and isinstance(error, httpx.RemoteProtocolError)
+        else ""
+    )
     return BackendUnavailable(
         f"the manager at {base_url} did not answer ({type(error).__name__}: {error}); "
-        "check that it runs and the URL is right"
+        f"check that it runs and the URL is right{hint}"
     )
+
+
+def _tls_failure(error: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind ``error``, if any: httpx chains the ssl module's as a cause."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _auth_headers(token: str | None) -> dict[str, str]:
+    """The header that carries ``token``, or ``$FORERUNNER_TOKEN`` when none is given."""
+    if token is None:
+        token = load_token()
+    elif (
+        not token
+        or not token.isascii()
+        or any(ch.isspace() or not ch.isprintable() for ch in token)
+    ):
+        raise ConfigurationError(
+            "the token given is empty or holds spaces or characters a header cannot carry"
+        )
+    return {} if token is None else {"authorization": f"Bearer {token}"}
 
 
 def _page(answer: JobList) -> JobPage:
@@ -316,7 +422,9 @@ def _wait_slices(timeout: float) -> tuple[float, float]:
 def _transient(call: _Call, outcome: httpx.Response | httpx.HTTPError) -> bool:
     """Whether trying ``call`` again after ``outcome`` can neither duplicate nor mislead."""
     if isinstance(outcome, httpx.Response):
-        return outcome.status_code == 503
+        return outcome.status_code in (429, 503)
+    if _tls_failure(outcome) is not None:
+        return False
     if isinstance(outcome, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return True
     return call.method == "GET" and isinstance(outcome, httpx.TransportError)
@@ -341,6 +449,8 @@ class _Retries:
             return None
         self.tries += 1
         delay = min(_RETRY_MAX, _RETRY_FIRST * 2.0 ** (self.tries - 1)) * random.uniform(0.5, 1.0)
+        if isinstance(outcome, httpx.Response):
+            delay = max(delay, _retry_after(outcome))
         if time.monotonic() + delay > self.deadline:
             if self.tries > 1:
                 what = (
@@ -361,22 +471,48 @@ class _Retries:
         return delay
 
 
+def _retry_after(response: httpx.Response) -> float:
+    """The pause a 429 or 503 asks for in ``Retry-After`` (seconds), capped; 0 if none."""
+    try:
+        seconds = float(response.headers.get("retry-after", "0"))
+    except ValueError:
+        return 0.0
+    return min(max(seconds, 0.0), _RETRY_MAX)
+
+
 class Client:
     """A synchronous client of one manager.
 
-    :param url: the manager's base URL, e.g. ``http://127.0.0.1:2718``.
+    :param url: the manager's base URL, e.g. ``http://127.0.0.1:2718`` or ``https://...``.
+    :param token: the bearer token to send; default ``$FORERUNNER_TOKEN``, if set.
+    :param ca_file: a PEM file of CAs to trust beside the system's (default
+        ``$FORERUNNER_CA_FILE``), for a manager whose certificate a private CA signed.
     :param timeout: seconds one request may take, beyond what a long poll asks for.
     :param retry_for: seconds to keep trying a request that failed transiently (see the
         module's docstring); 0 fails at once.
     """
 
     def __init__(
-        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, retry_for: float = 0.0
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        ca_file: str | None = None,
+        timeout: float = 10.0,
+        retry_for: float = 0.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
         self._retry_for = retry_for
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            headers=_auth_headers(token),
+            verify=ssl_context(ca_file),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
 
     def __enter__(self) -> Client:
         return self
@@ -516,12 +652,26 @@ class AsyncClient:
     """The asyncio twin of :class:`Client`: the same methods, awaited."""
 
     def __init__(
-        self, url: str = DEFAULT_URL, *, timeout: float = 10.0, retry_for: float = 0.0
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        token: str | None = None,
+        ca_file: str | None = None,
+        timeout: float = 10.0,
+        retry_for: float = 0.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
         self._retry_for = retry_for
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.url,
+            timeout=timeout,
+            headers=_auth_headers(token),
+            verify=ssl_context(ca_file),
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -26,14 +26,13 @@ import attrs
 import msgspec
 from rich.text import Text
 
-from forerunner.client import Client
 from forerunner.console import (
     EXIT_NOT_DONE,
     EXIT_OK,
     Output,
     add_json_option,
     add_manager_option,
-    manager_url,
+    open_client,
     print_json,
     progress,
 )
@@ -117,7 +116,7 @@ def _submit_one(args: argparse.Namespace) -> int:
         data = json.loads(args.data if args.data is not None else "null")
     except json.JSONDecodeError as error:
         raise ValidationError(f"--data is not JSON: {error}", field="data") from error
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         job = client.submit(
             args.type,
             data,
@@ -183,7 +182,7 @@ def _checked_spec(line: bytes) -> JobSpec:
 def _submit_file(args: argparse.Namespace) -> int:
     jobs = read_job_lines(args.file)
     results: list[dict[str, Any]] = []
-    with Client(manager_url(args)) as client, progress(len(jobs), "submitted") as advance:
+    with open_client(args) as client, progress(len(jobs), "submitted") as advance:
         for start in range(0, len(jobs), MAX_BATCH):
             batch = jobs[start : start + MAX_BATCH]
             try:

@@ -10,7 +10,10 @@ behave the same way for both in every command, so the rules live here once:
   wrapping at an assumed 80 columns, no trailing blanks, so ``grep`` and ``cut`` see
   one row per line.
 - ``--manager`` defaults to ``$FORERUNNER_MANAGER``, then to the manager's default
-  address, so an operator sets the address once per shell.
+  address, so an operator sets the address once per shell. Beside it every command
+  that talks to a manager takes ``--token-file`` (default ``$FORERUNNER_TOKEN``) and
+  ``--ca-file`` (default ``$FORERUNNER_CA_FILE``): a token is never a flag's value,
+  which ``ps`` would show to every user of the machine.
 - Exit codes (below) say what happened without parsing any text.
 """
 
@@ -30,7 +33,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from forerunner.client import DEFAULT_URL
+from forerunner.client import DEFAULT_URL, Client
+from forerunner.credentials import CA_FILE_ENV, TOKEN_ENV, load_token
 from forerunner.errors import ConfigurationError, ValidationError
 from forerunner.model import JobState
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 __all__ = [
+    "EXIT_DENIED",
     "EXIT_INTERRUPTED",
     "EXIT_NOT_DONE",
     "EXIT_NOT_FOUND",
@@ -57,6 +62,7 @@ __all__ = [
     "format_age",
     "format_ago",
     "manager_url",
+    "open_client",
     "parse_duration",
     "print_json",
     "progress",
@@ -77,6 +83,9 @@ EXIT_USAGE: Final = 2
 EXIT_UNREACHABLE: Final = 3
 #: A job named on the command line does not exist.
 EXIT_NOT_FOUND: Final = 4
+#: The manager refused the caller: no token, an unknown token (401), or a token whose
+#: role may not do this (403). Another token may work; trying again as is will not.
+EXIT_DENIED: Final = 5
 #: Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED: Final = 130
 
@@ -100,12 +109,28 @@ _STATE_STYLES: Final = {
 
 
 def add_manager_option(parser: argparse.ArgumentParser) -> None:
-    """``--manager URL``; read it with :func:`manager_url`, which applies the defaults."""
+    """``--manager URL``, ``--token-file PATH`` and ``--ca-file PATH``.
+
+    Read them with :func:`open_client` (or :func:`manager_url`), which apply the defaults.
+    """
     parser.add_argument(
         "--manager",
         default=None,
         metavar="URL",
         help=f"the manager's address (default: ${MANAGER_ENV}, else {DEFAULT_URL})",
+    )
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help=f"a file holding the token to show the manager (default: ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=None,
+        metavar="PATH",
+        help="a PEM file of CAs to trust for an https:// manager, beside the system's "
+        f"(default: ${CA_FILE_ENV})",
     )
 
 
@@ -125,6 +150,14 @@ def manager_url(args: argparse.Namespace) -> str:
     """
     given: str | None = args.manager
     return given or os.environ.get(MANAGER_ENV) or DEFAULT_URL
+
+
+def open_client(args: argparse.Namespace) -> Client:
+    """A client of the manager the options of :func:`add_manager_option` name.
+
+    An unreadable token file or CA file is a configuration error before anything is sent.
+    """
+    return Client(manager_url(args), token=load_token(args.token_file), ca_file=args.ca_file)
 
 
 def print_json(document: Any, out: TextIO | None = None) -> None:

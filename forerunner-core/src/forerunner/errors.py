@@ -9,12 +9,14 @@ says more. Messages name the thing, the rule that was broken and the way out.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "BackendError",
     "BackendUnavailable",
     "ConfigurationError",
     "ForerunnerError",
     "InvalidTransition",
     "JobNotFound",
+    "PermissionDenied",
     "PluginError",
     "StepFailed",
     "UnknownBackendError",
@@ -69,6 +71,14 @@ class BackendError(ForerunnerError):
 
 class BackendUnavailable(BackendError):
     """A store or queue could not be reached; retrying later may work."""
+
+
+class AuthenticationError(ForerunnerError):
+    """The manager did not accept the credentials; set FORERUNNER_TOKEN or --token-file."""
+
+
+class PermissionDenied(ForerunnerError):
+    """The manager knows the caller, but the caller's role may not do this."""
 
 
 class JobNotFound(ForerunnerError):

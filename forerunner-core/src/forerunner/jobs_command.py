@@ -3,8 +3,8 @@
 Commands that take several ids (``cancel``, ``retry``) try every id and report each
 one that did not work on its own line of stderr; the exit code is 4 when an id does not
 exist, else 1 when a job was in a state that does not allow the action, else 0. A
-manager that does not answer stops the command at once (exit 3): what was done up to
-then is done.
+manager that does not answer stops the command at once (exit 3), and so does one that
+refuses the token (exit 5): what was done up to then is done.
 
 The commands that change many jobs at once, ``retry --failed`` and ``purge``, ask
 first; ``--yes`` answers for a script, and without it they refuse when stdin is not a
@@ -25,7 +25,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from forerunner.client import Client
 from forerunner.console import (
     EXIT_NOT_DONE,
     EXIT_NOT_FOUND,
@@ -36,7 +35,7 @@ from forerunner.console import (
     confirm,
     format_age,
     format_ago,
-    manager_url,
+    open_client,
     parse_duration,
     print_json,
     state_text,
@@ -80,7 +79,8 @@ def add_jobs_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="list, show, cancel, retry and purge jobs",
         description=(
             "List, show, cancel, retry and purge the jobs of a manager. Exit codes: 0 done, "
-            "1 a job refused the action, 2 usage error, 3 manager unreachable, 4 no such job."
+            "1 a job refused the action, 2 usage error, 3 manager unreachable, 4 no such job, "
+            "5 not allowed (no token, or one whose role may not)."
         ),
     )
     actions = jobs.add_subparsers(title="actions", dest="action", required=True)
@@ -172,7 +172,7 @@ def _run_list(args: argparse.Namespace) -> int:
         raise ValidationError(f"--limit must be from 1 to {MAX_BATCH}, got {limit}")
     jobs: list[Job] = []
     before: str | None = args.before
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         while True:
             page = client.list(
                 state=args.state, type=args.type, text=args.text, limit=limit, before=before
@@ -214,7 +214,7 @@ def _jobs_table(out: Output, jobs: list[Job]) -> Table:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         timeline = client.timeline(args.id)
     if args.json:
         print_json({"job": job_to_wire(timeline.job), "events": timeline.events})
@@ -226,7 +226,7 @@ def _run_show(args: argparse.Namespace) -> int:
 
 
 def _run_get(args: argparse.Namespace) -> int:
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         job = client.get(args.id)
     print_json(job_to_wire(job))
     return EXIT_OK
@@ -302,7 +302,7 @@ def _compact(value: Any) -> str:
 
 
 def _run_cancel(args: argparse.Namespace) -> int:
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         return _each(args, client.cancel, "cancelled")
 
 
@@ -315,7 +315,7 @@ def _run_retry(args: argparse.Namespace) -> int:
             raise ValidationError("give the ids of the jobs to retry, or --failed or --cancelled")
         if args.type is not None:
             raise ValidationError("--type selects jobs for --failed or --cancelled; drop it")
-        with Client(manager_url(args)) as client:
+        with open_client(args) as client:
             return _each(args, client.retry, "retried")
     if not 1 <= args.limit <= MAX_BULK:
         raise ValidationError(f"--limit must be from 1 to {MAX_BULK}, got {args.limit}")
@@ -328,7 +328,7 @@ def _run_retry(args: argparse.Namespace) -> int:
     ):
         Output.stderr().print("nothing retried")
         return EXIT_NOT_DONE
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         retried = client.retry_many(state=state, type=args.type, limit=args.limit)
     if args.json:
         print_json({"retried": retried.retried, "ids": retried.ids})
@@ -386,7 +386,7 @@ def _run_purge(args: argparse.Namespace) -> int:
     ):
         Output.stderr().print("nothing deleted")
         return EXIT_NOT_DONE
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         purged = client.purge(older_than=seconds, limit=args.limit)
     if args.json:
         print_json({"purged": purged, "older_than": seconds})

@@ -10,6 +10,13 @@ included, so that a log shipper can index them without a pattern:
 * ``json`` is one JSON object per line.
 
 A traceback stays on its record's line, escaped, so a multi-line record never splits.
+
+Every line has its secrets masked last: the messages forerunner writes mask the URLs they
+name, but a driver's error, a task's error message or a traceback may quote a connection
+string, and a log is copied far and kept long. A record's line is searched for URL
+passwords, ``password=`` values and bearer tokens (:func:`forerunner.urls.mask_secrets`);
+a line the job log makes itself, thousands a second, for URL passwords only, which costs
+one search for ``@`` on a line without one (:func:`forerunner.urls.mask_url_passwords`).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import time
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
+
+from forerunner.urls import mask_secrets, mask_url_passwords
 
 if TYPE_CHECKING:
     import argparse
@@ -115,14 +124,15 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record; extras keep their JSON types, other values become text."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.format_fields(record_fields(record))
+        return mask_secrets(self.format_fields(record_fields(record)))
 
     def format_fields(self, fields: dict[str, Any]) -> str:
         """The line of a record whose fields are ``fields`` (:func:`record_fields`' order)."""
         try:
-            return _json.encode(fields).decode()
+            line = _json.encode(fields).decode()
         except (TypeError, ValueError, msgspec.EncodeError):
-            return _json.encode({key: _plain(value) for key, value in fields.items()}).decode()
+            line = _json.encode({key: _plain(value) for key, value in fields.items()}).decode()
+        return mask_url_passwords(line)
 
 
 def _plain(value: Any) -> Any:
@@ -136,7 +146,7 @@ class LogfmtFormatter(logging.Formatter):
     """One ``key=value`` line per record; ``message`` is written ``msg``, None is left out."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return self.format_fields(record_fields(record))
+        return mask_secrets(self.format_fields(record_fields(record)))
 
     def format_fields(self, fields: dict[str, Any]) -> str:
         """The line of a record whose fields are ``fields`` (:func:`record_fields`' order)."""
@@ -152,7 +162,7 @@ class LogfmtFormatter(logging.Formatter):
                 parts.append(f"{name}={value!r}")
             else:
                 parts.append(f"{name}={_logfmt_value(value)}")
-        return " ".join(parts)
+        return mask_url_passwords(" ".join(parts))
 
 
 @functools.lru_cache(maxsize=4096)

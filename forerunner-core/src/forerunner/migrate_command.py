@@ -8,6 +8,7 @@ store URL.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from forerunner.console import EXIT_OK, Output, add_json_option, print_json
@@ -31,7 +32,13 @@ def add_migrate_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
             "Safe while managers use the store; managers also migrate when they start."
         ),
     )
-    parser.add_argument("--store", required=True, metavar="URL", help="store URL")
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("FORERUNNER_STORE"),
+        required="FORERUNNER_STORE" not in os.environ,
+        metavar="URL",
+        help="store URL (default: $FORERUNNER_STORE, which keeps a password out of `ps`)",
+    )
     add_json_option(parser)
     parser.set_defaults(run=_run_migrate)
 

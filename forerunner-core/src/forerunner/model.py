@@ -235,6 +235,10 @@ class Report:
     run_at: dt.datetime | None = attrs.field(
         default=None, converter=_optional_utc, validator=_aware
     )
+    #: The worker sending the report; it applies only to an attempt leased to that
+    #: worker, so a worker cannot finish another's job by guessing its attempt. None
+    #: names no worker: for callers in the manager's own process, which hold no lease.
+    worker: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.state is JobState.SCHEDULED and self.run_at is None:

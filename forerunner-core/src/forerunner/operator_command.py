@@ -13,7 +13,6 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from forerunner.client import Client
 from forerunner.console import (
     EXIT_OK,
     Output,
@@ -21,6 +20,7 @@ from forerunner.console import (
     add_manager_option,
     format_age,
     manager_url,
+    open_client,
     print_json,
     sparkline,
 )
@@ -67,7 +67,7 @@ def add_operator_commands(commands: argparse._SubParsersAction[argparse.Argument
 
 def _run_status(args: argparse.Namespace) -> int:
     url = manager_url(args)
-    with Client(url) as client:
+    with open_client(args) as client:
         overview = client.overview()
     if args.json:
         print_json(overview)
@@ -171,7 +171,7 @@ def _throughput(overview: Overview) -> RenderableType:
 
 
 def _run_workers(args: argparse.Namespace) -> int:
-    with Client(manager_url(args)) as client:
+    with open_client(args) as client:
         workers = client.workers()
     if args.json:
         print_json(WorkerList(workers=workers))

@@ -20,7 +20,7 @@ import pluggy
 
 from forerunner import hookspecs
 from forerunner.errors import ForerunnerError, PluginError, UnknownBackendError
-from forerunner.urls import is_valid_scheme, mask_password, scheme_of
+from forerunner.urls import is_valid_scheme, mask_password, mask_secrets, scheme_of
 
 if TYPE_CHECKING:
     from forerunner.handlers import Handler
@@ -285,7 +285,7 @@ class Registry:
         except Exception as error:
             raise PluginError(
                 f"{provided.plugin.describe()} failed to open {provided.kind} "
-                f"{mask_password(url)!r}: {type(error).__name__}: {error}",
+                f"{mask_password(url)!r}: {type(error).__name__}: {mask_secrets(str(error))}",
                 plugin=provided.plugin.name,
                 distribution=provided.plugin.distribution,
             ) from error

@@ -12,7 +12,8 @@ message starts with the id: docs/conformance.md is the catalogue.
 Fencing: every transition out of ``running`` made on a worker's behalf names the
 attempt it is about, and is applied only while the job is running that attempt. A
 worker whose lease expired, or whose job was cancelled, cannot overwrite what happened
-after.
+after. Reports, progress and renewals also name the worker, and apply only to an
+attempt leased to it: one worker cannot finish, report on or keep alive another's.
 """
 
 from __future__ import annotations
@@ -75,10 +76,14 @@ class Store(Protocol):
         """
         ...
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         """Record progress while the job runs ``attempt``; return whether it was.
 
         [store.progress.fenced]: a late worker's progress must not show on the next attempt.
+        Progress naming a ``worker`` other than the one holding the running attempt
+        returns False and changes nothing [store.progress.owner]: attempt numbers are
+        small and easy to guess, the lease holder is not. ``worker=None`` names no
+        worker, for callers in the manager's process.
         """
         ...
 
@@ -92,6 +97,13 @@ class Store(Protocol):
         put the job back for another attempt, keeping ``error`` [store.finish.retry].
         Leaving ``running`` clears ``lease_until``; ``worker`` and ``started_at`` keep the
         last attempt's values.
+
+        A report naming a ``worker`` other than the one holding the running attempt is
+        fenced out the same way: None, and nothing changes [store.finish.owner]. One
+        worker cannot finish another's job by guessing its attempt number. A report
+        whose ``worker`` is None names no worker and is fenced by attempt alone. A batch
+        applies as if its reports came one by one: of several about one attempt, the
+        first that may apply does, and the rest find the job no longer running.
         """
         ...
 

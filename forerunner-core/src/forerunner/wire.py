@@ -11,17 +11,23 @@ turns them into :mod:`forerunner.model` records, which hold the rules.
 
 from __future__ import annotations
 
-import datetime as dt  # noqa: TC003 - msgspec resolves annotations at run time
+import datetime as dt
+import math
+import re
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from forerunner.errors import ValidationError
 from forerunner.model import Job, JobError, JobState
 
 __all__ = [
     "MAX_BATCH",
     "MAX_BULK",
+    "MAX_DEPTH",
+    "MAX_INT",
     "MAX_WAIT",
+    "MIN_INT",
     "AttemptRef",
     "BatchSubmit",
     "BatchSubmitResponse",
@@ -42,6 +48,7 @@ __all__ = [
     "PurgeResponse",
     "QueueDepth",
     "ResultReport",
+    "Session",
     "StateCount",
     "SubmitResponse",
     "Throughput",
@@ -54,6 +61,7 @@ __all__ = [
     "WorkerView",
     "job_from_wire",
     "job_to_wire",
+    "value_problem",
 ]
 
 #: Jobs per batch submit, and reports/progress/running entries per poll.
@@ -63,8 +71,81 @@ MAX_WAIT: Final = 30.0
 #: Jobs one bulk retry may touch: each is a store transition, so one request stays short.
 MAX_BULK: Final = 10_000
 
+#: Deepest nesting of arrays and objects in a job's data: far beyond any real payload,
+#: far below the depth at which a JSON encoder or decoder runs out of stack.
+MAX_DEPTH: Final = 64
+#: Integers in a job's data must fit in 64 bits (signed): what a database column, a
+#: worker in another language or msgspec itself keeps exactly.
+MIN_INT: Final = -(2**63)
+MAX_INT: Final = 2**63 - 1
+
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Attempt = Annotated[int, msgspec.Meta(ge=1)]
+Attempt = Annotated[int, msgspec.Meta(ge=1, le=MAX_INT)]
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTAINERS: Final = (dict, list, tuple)
+
+
+def value_problem(value: Any) -> str | None:
+    """What makes ``value`` a job value forerunner will not keep, or None if nothing.
+
+    NaN and the infinities are not JSON (msgspec would send them as null, changing the
+    value); integers beyond 64 bits and very deep nesting are JSON that other parsers,
+    and the stores' encoders, may refuse or round. Decoded JSON cannot hold the first;
+    values built in Python can. Every submitted job pays for this walk, so it is kept
+    to one pass with the common scalars skipped first.
+    """
+    kind = type(value)
+    if kind in _CONTAINERS:
+        return _container_problem(value, 0)
+    return _scalar_problem(value, kind)
+
+
+def _scalar_problem(value: Any, kind: type) -> str | None:
+    if kind is int:
+        return None if MIN_INT <= value <= MAX_INT else "an integer outside 64 bits"
+    if kind is float and not math.isfinite(value):
+        return "NaN or an infinity, which are not JSON"
+    return None
+
+
+def _container_problem(value: Any, depth: int) -> str | None:
+    if depth >= MAX_DEPTH:
+        return f"arrays and objects nested deeper than {MAX_DEPTH} levels"
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        problem = (
+            _container_problem(item, depth + 1)
+            if kind in _CONTAINERS
+            else _scalar_problem(item, kind)
+        )
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_type_name(name: str | None, field: str) -> None:
+    # isprintable() is the quick test; it also refuses some characters that are not
+    # controls (other spaces, formats), which the pattern lets through.
+    if name is not None and not name.isprintable() and _CONTROL.search(name):
+        raise ValidationError(
+            f"the job type {name!r} has control characters in field `{field}`", field=field
+        )
+
+
+def _check_run_at(run_at: dt.datetime | None) -> None:
+    # The store keeps times in UTC; a time that is a date only in its own zone (the
+    # last hours of 9999 west of UTC, the first of year 1 east of it) has none there.
+    if run_at is not None and run_at.utcoffset() is not None:
+        try:
+            run_at.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError(
+                f"{run_at.isoformat()} is not a time in UTC (years 1 to 9999) in field `run_at`",
+                field="run_at",
+            ) from None
 
 
 class WireError(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -107,8 +188,22 @@ class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 3
     key: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     run_at: dt.datetime | None = None
-    delay: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    #: Seconds; a century at most, so that now + delay is still a date.
+    delay: Annotated[float, msgspec.Meta(ge=0, le=100 * 365 * 86400)] | None = None
     timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+    def __post_init__(self) -> None:
+        # msgspec runs this on decode too, and turns the error into a ValidationError
+        # naming the job (``- at `$.jobs[3]```).
+        _check_type_name(self.type, "type")
+        _check_run_at(self.run_at)
+        problem = value_problem(self.data)
+        if problem is not None:
+            raise ValidationError(f"{problem} in field `data`", field="data")
+        # Only a job built in Python can hold these: msgspec would send them as null.
+        for field, seconds in (("delay", self.delay), ("timeout", self.timeout)):
+            if seconds is not None and not math.isfinite(seconds):
+                raise ValidationError(f"{seconds} is not a number in field `{field}`", field=field)
 
 
 class BatchSubmit(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +290,9 @@ class PollRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     wait: Annotated[float, msgspec.Meta(ge=0, le=MAX_WAIT)] = 0.0
     stopping: bool = False
     info: WorkerInfo | None = None
+    #: A secret the worker made at start; the manager binds the worker id to it (and to
+    #: the token) at the first poll, so another caller cannot pose as this worker.
+    session: Annotated[str, msgspec.Meta(min_length=16, max_length=200)] | None = None
 
 
 class PollResponse(msgspec.Struct, frozen=True):
@@ -206,6 +304,8 @@ class PollResponse(msgspec.Struct, frozen=True):
     jobs: list[JobBody]
     abandon: list[str]
     lease_seconds: float
+    #: The largest request body the manager takes, so the worker splits its reports to fit.
+    max_body: int | None = None
 
 
 class StateCount(msgspec.Struct, frozen=True):
@@ -294,6 +394,9 @@ class BulkRetry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     state: Literal["failed", "cancelled"] = "failed"
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_BULK)] = 1000
 
+    def __post_init__(self) -> None:
+        _check_type_name(self.type, "type")
+
 
 class BulkRetryResponse(msgspec.Struct, frozen=True):
     retried: int
@@ -312,8 +415,9 @@ class PurgeResponse(msgspec.Struct, frozen=True):
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):
-    """``code``: validation_error, malformed_json, read_only, not_found, invalid_transition,
-    unavailable."""
+    """``code``: malformed_json, unauthorized, forbidden, worker_taken, read_only,
+    cross_origin, not_found, request_timeout, invalid_transition, too_large,
+    validation_error, too_many_requests, internal_error, unavailable."""
 
     code: str
     message: str
@@ -322,6 +426,18 @@ class ErrorDetail(msgspec.Struct, frozen=True):
 
 class ErrorBody(msgspec.Struct, frozen=True):
     error: ErrorDetail
+
+
+class Session(msgspec.Struct, frozen=True):
+    """What the caller of ``GET /v1/session`` may do.
+
+    ``auth``: whether this manager asks for tokens; ``role``: the role of the token the
+    request carried (``admin`` for everyone when auth is off), None without a valid one.
+    """
+
+    auth: bool
+    role: Literal["client", "worker", "admin"] | None
+    read_only: bool
 
 
 def job_to_wire(job: Job) -> JobBody:

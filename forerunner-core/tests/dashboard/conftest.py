@@ -176,17 +176,25 @@ class Stack:
 
     ``echo`` succeeds; ``flaky`` and ``flaky_bulk`` raise until :attr:`healed` is set;
     ``slow`` reports progress and runs until the stack stops; nothing handles
-    ``report``, so such a job stays queued.
+    ``report``, so such a job stays queued. A manager given tokens needs ``client_token``
+    (for :attr:`client`) and ``worker_token``.
     """
 
-    def __init__(self, store_url: str, **options: Any) -> None:
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        client_token: str | None = None,
+        worker_token: str | None = None,
+        **options: Any,
+    ) -> None:
         self.healed = threading.Event()
         self.release = threading.Event()
         self.slow_started = threading.Event()
         self.manager = Manager(store_url, "memory://", port=0, **options).start()
         self.url = self.manager.url + "/"
-        self.client = Client(self.manager.url)
-        self.worker = Worker(4)
+        self.client = Client(self.manager.url, token=client_token)
+        self.worker = Worker(4, token=worker_token)
         self._register()
         self._thread = threading.Thread(
             target=self.worker.start, args=(self.manager.url,), daemon=True
@@ -250,7 +258,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def manager_options() -> dict[str, Any]:
-    """Keyword arguments of the module's :class:`Manager`; a module overrides this."""
+    """Keyword arguments of the module's :class:`Manager`; a module overrides this.
+
+    Besides the Manager's own, ``client_token`` and ``worker_token`` are the tokens the
+    stack's client and worker use with a manager that asks for them.
+    """
     return {}
 
 

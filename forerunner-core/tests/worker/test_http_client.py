@@ -6,12 +6,13 @@ connection alive, close it right after an answer, close it under a request that
 crossed the close, answer in chunks, answer garbage, or never answer.
 
 Covers: the request line, ``Host`` and body sent, a path prefix and query in the URL
-kept; keep-alive reusing one connection; a server that closes its idle connection, and
-a request that crossed such a close resent once on a fresh connection (never more); a
-chunked answer decoded and the connection still usable after it; an answer without a
-length read to the end; any status being an answer; a garbage status line, no answer
-within the timeout, a closed port and a URL that is not HTTP each raising
-:class:`RequestFailed`.
+kept; the token in an ``Authorization: Bearer`` header of every request, and a token
+that could write headers of its own refused; keep-alive reusing one connection; a server
+that closes its idle connection, and a request that crossed such a close resent once on
+a fresh connection (never more); a chunked answer decoded and the connection still
+usable after it; an answer without a length read to the end; any status being an answer;
+a garbage status line, no answer within the timeout, a closed port and a URL that is not
+HTTP each raising :class:`RequestFailed`.
 """
 
 from __future__ import annotations
@@ -132,11 +133,12 @@ async def serving(
     reply: Callable[[Request], Awaitable[bytes | None]] = echo,
     *,
     close_after_answer: bool = False,
+    token: str | None = None,
 ) -> AsyncIterator[tuple[Server, HTTPClient]]:
     """A started server, and a client that is closed afterwards."""
     server = Server(reply, close_after_answer=close_after_answer)
     await server.start()
-    client = HTTPClient()
+    client = HTTPClient(token=token)
     try:
         yield server, client
     finally:
@@ -174,6 +176,32 @@ def test_request_line_headers_and_body_are_sent_as_given(path: str, sent: str) -
             assert request.body == b'{"n":1}'
 
     run(scenario)
+
+
+def test_a_token_goes_in_a_bearer_authorization_header_of_every_request() -> None:
+    token = "worker-token-" + "w" * 24
+
+    async def scenario() -> None:
+        async with serving(token=token) as (server, client):
+            for path in ("/a", "/b", "/a"):
+                await post(client, server.url(path), b"{}")
+
+            assert [r.headers["authorization"] for r in server.requests] == [f"Bearer {token}"] * 3
+            assert all(r.body == b"{}" for r in server.requests)
+            assert token not in repr(client)
+
+        async with serving() as (server, client):
+            await post(client, server.url(), b"{}")
+
+            assert "authorization" not in server.requests[0].headers
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("token", ["a token", "t\r\nX-Injected: 1", "tökén", ""])
+def test_a_token_a_header_cannot_carry_is_refused(token: str) -> None:
+    with pytest.raises(ValueError, match="header"):
+        HTTPClient(token=token)
 
 
 def test_keep_alive_reuses_one_connection_for_several_requests() -> None:

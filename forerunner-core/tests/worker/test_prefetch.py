@@ -13,11 +13,16 @@ job the manager abandons is never run nor reported, and its place is asked for a
 a worker stopping with prefetched jobs runs and reports them within its grace period;
 polls renew the running leases at most about once a second (or every third of a
 shorter lease), however many polls a stream of short jobs causes; a negative prefetch
-is refused by :class:`Worker` and, in one line, by ``forerunner worker``.
+is refused by :class:`Worker` and, in one line, by ``forerunner worker``. Every poll
+carries the worker's session secret, the same for one worker and another for the next;
+a manager that refuses big polls (413) without saying its limit gets the same reports
+in smaller polls; one that answers 429 (too many requests) is polled again after a
+back-off, and the worker runs on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import datetime as dt
@@ -94,6 +99,12 @@ class ScriptedManager(http.server.ThreadingHTTPServer):
         #: The index in ``polls`` of the poll whose answer carried ``abandon``.
         self.abandon_answered: int | None = None
         self.stopping = False
+        #: Bodies longer than this are refused with 413, and the limit is never told.
+        self.refuse_over: int | None = None
+        self.refused_sizes: list[int] = []
+        self.accepted_sizes: list[int] = []
+        #: How many polls, from now, are answered 429 (too many requests) instead.
+        self.busy_polls = 0
 
     @property
     def url(self) -> str:
@@ -169,9 +180,22 @@ class _PollHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers["content-length"])
-        request = msgspec.json.decode(self.rfile.read(length), type=PollRequest)
-        body = msgspec.json.encode(self.server.answer(request))
-        self.send_response(200)
+        raw = self.rfile.read(length)
+        limit = self.server.refuse_over
+        if limit is not None and length > limit:
+            self.server.refused_sizes.append(length)
+            self._send(413, b'{"error":{"code":"too_large","message":"too large"}}')
+            return
+        if self.server.busy_polls > 0:
+            self.server.busy_polls -= 1
+            self._send(429, b'{"error":{"code":"too_many_requests","message":"busy"}}')
+            return
+        self.server.accepted_sizes.append(length)
+        request = msgspec.json.decode(raw, type=PollRequest)
+        self._send(200, msgspec.json.encode(self.server.answer(request)))
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -473,3 +497,65 @@ def test_negative_prefetch_on_the_command_line_is_a_one_line_error() -> None:
 
     assert done.returncode == 2
     assert done.stderr.splitlines() == ["forerunner: error: prefetch must be 0 or more, got -1"]
+
+
+# Who the worker is, and how much it sends
+
+
+def test_every_poll_carries_the_workers_session_secret_and_each_worker_its_own(
+    managers: Callable[..., ScriptedManager],
+) -> None:
+    one, other = managers(), managers()
+    run_all(one, worker_with(Recorder(), 1), [make_job("a")])
+    run_all(other, worker_with(Recorder(), 1), [make_job("b")])
+
+    [first] = {poll.request.session for poll in one.polls}
+    [second] = {poll.request.session for poll in other.polls}
+    assert first is not None
+    assert len(first) >= 32
+    assert second is not None
+    assert first != second
+
+
+def test_a_manager_refusing_big_polls_without_saying_its_limit_gets_smaller_ones(
+    managers: Callable[..., ScriptedManager],
+) -> None:
+    # Given a manager that refuses bodies over 4 KiB and never tells its limit
+    manager = managers()
+    manager.refuse_over = 4096
+    # and 8 jobs whose 1,500-byte results all come back in the same loop turn
+    started = 0
+    gate: dict[str, asyncio.Event] = {}
+
+    async def big(job_id: str, data: Any) -> str:
+        nonlocal started
+        event = gate.setdefault("open", asyncio.Event())
+        started += 1
+        if started == 8:
+            event.set()
+        await event.wait()
+        return "x" * 1500
+
+    worker = Worker(8)
+    worker.register_job_handler(TASK, big)
+    jobs = [make_job(f"job-{n}") for n in range(8)]
+    manager.add(jobs)
+    # When the worker runs them
+    with serving(worker, manager):
+        assert manager.wait_until(lambda: len(set(manager.reported())) >= 8, 15)
+    # Then the poll carrying all 8 was refused, and later polls carried them in parts
+    assert set(manager.reported()) == {job.id for job in jobs}
+    assert manager.refused_sizes, "no poll was over the limit: the test proves nothing"
+    assert max(manager.accepted_sizes) <= 4096
+
+
+def test_a_manager_answering_too_many_requests_is_polled_again_and_the_worker_runs_on(
+    managers: Callable[..., ScriptedManager],
+) -> None:
+    manager = managers()
+    manager.busy_polls = 3
+    jobs = [make_job(f"job-{n}") for n in range(4)]
+
+    run_all(manager, worker_with(Recorder(), 2), jobs)
+
+    assert manager.busy_polls == 0

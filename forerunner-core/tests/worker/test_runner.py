@@ -107,6 +107,23 @@ def test_result_that_is_not_json_fails_the_attempt(executor: ThreadPoolExecutor)
     assert "not JSON" in report.error.message
 
 
+def test_a_result_nested_too_deep_for_json_fails_the_attempt(
+    executor: ThreadPoolExecutor,
+) -> None:
+    def deep(job_id: str, data: Any) -> Any:
+        nested: list[Any] = []
+        for _ in range(5000):
+            nested = [nested]
+        return nested
+
+    reports, _ = run(deep, running_job(), executor)
+
+    [report] = reports
+    assert report.outcome == "failed"
+    assert report.error is not None
+    assert "not JSON" in report.error.message
+
+
 def test_async_handler_past_its_timeout_is_failed_with_timeout(
     executor: ThreadPoolExecutor,
 ) -> None:

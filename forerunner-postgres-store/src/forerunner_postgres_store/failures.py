@@ -19,6 +19,7 @@ import psycopg.errors
 import psycopg_pool
 
 from forerunner.errors import BackendError, BackendUnavailable, ForerunnerError, ValidationError
+from forerunner.urls import mask_secrets
 
 __all__ = ["is_connection_failure", "is_transient_conflict", "translate"]
 
@@ -83,8 +84,12 @@ def translate(error: Exception, display: str) -> ForerunnerError:
 
 
 def describe(error: BaseException) -> str:
-    """The error's class and first line: enough to search for, short enough for one log line."""
-    text = str(error).strip()
+    """The error's class and first line: enough to search for, short enough for one log line.
+
+    Secrets are masked: libpq quotes parts of a connection string in some of its messages,
+    and this text reaches logs and HTTP answers.
+    """
+    text = mask_secrets(str(error)).strip()
     first = text.splitlines()[0] if text else ""
     sqlstate = getattr(error, "sqlstate", None)
     code = f" [SQLSTATE {sqlstate}]" if sqlstate else ""

@@ -129,14 +129,21 @@ def job_columns(jobs: Sequence[Job]) -> dict[str, list[Any]]:
     return columns
 
 
-def report_columns(reports: Sequence[Report]) -> dict[str, list[Any]]:
-    """The reports as one list per column, the parameters of ``finish_jobs``."""
+def report_columns(reports: Sequence[Report], contested: Sequence[bool]) -> dict[str, list[Any]]:
+    """The reports as one list per column, the parameters of ``finish_jobs``.
+
+    ``contested`` says, per report, whether it names no worker and follows reports
+    about the same attempt that do (forerunner/backends/reports.py).
+    """
     columns: dict[str, list[Any]] = {
-        name: [] for name in ("job_id", "attempt", "state", "now", "result", "error", "run_at")
+        name: []
+        for name in ("job_id", "attempt", "worker", "state", "now", "result", "error", "run_at")
     }
+    columns["contested"] = list(contested)
     for report in reports:
         columns["job_id"].append(report.job_id)
         columns["attempt"].append(report.attempt)
+        columns["worker"].append(report.worker)
         columns["state"].append(report.state.value)
         columns["now"].append(report.now)
         columns["result"].append(dump_json(report.result, field="result"))

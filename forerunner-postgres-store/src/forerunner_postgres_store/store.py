@@ -30,6 +30,7 @@ import psycopg_pool
 from psycopg.types.json import set_json_loads
 
 from forerunner.backends.lease import LEASE_EXPIRED
+from forerunner.backends.reports import applicable_reports
 from forerunner.errors import BackendError, ForerunnerError
 from forerunner.model import Job, JobState
 from forerunner.sqlfiles import load_queries
@@ -217,10 +218,11 @@ class PostgresStore:
         renewed = self._run(work, writes=True)
         return [job_id for job_id in dict.fromkeys(job_ids) if job_id in renewed]
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         params = {
             "id": job_id,
             "attempt": attempt,
+            "worker": worker,
             "progress": dump_json(value, field="progress"),
         }
 
@@ -230,20 +232,20 @@ class PostgresStore:
         return self._run(work, writes=True)
 
     def finish(self, reports: Sequence[Report]) -> list[Job | None]:
-        # A second report for the same attempt would find the job no longer running,
-        # so only the first of each (job, attempt) can apply; keeping just those lets
-        # the UPDATE join each job to at most one report. Sorting by id makes
-        # concurrent batches lock shared rows in the same order.
-        applicable: dict[tuple[str, int], int] = {}
-        for index, report in enumerate(reports):
-            applicable.setdefault((report.job_id, report.attempt), index)
-        if not applicable:
+        # Only the reports that could still apply after the earlier ones go to the
+        # UPDATE, so that it joins each job to at most one report (forerunner's
+        # backends/reports.py). Sorting by id makes concurrent batches lock shared rows
+        # in the same order.
+        batch = applicable_reports(reports)
+        if not batch.indexes:
             return []
-        order = sorted(applicable)
-        params = report_columns([reports[applicable[key]] for key in order])
+        order = sorted(batch.indexes, key=lambda index: (reports[index].job_id, index))
+        params = report_columns(
+            [reports[index] for index in order], [index in batch.contested for index in order]
+        )
         results: list[Job | None] = [None] * len(reports)
         for job in self._write(_Q["finish_jobs"], params):
-            results[applicable[job.id, job.attempt]] = job
+            results[batch.index_of(job)] = job
         return results
 
     def reclaim_expired(self, now: dt.datetime, limit: int) -> list[Job]:

@@ -21,7 +21,7 @@ import attrs
 import psycopg.conninfo
 
 from forerunner.errors import ConfigurationError
-from forerunner.urls import mask_password
+from forerunner.urls import mask_password, mask_secrets
 
 __all__ = [
     "DEFAULT_POOL_SIZE",
@@ -63,8 +63,9 @@ class StoreURL:
     #: The URL as given, password masked: the only form that goes into messages.
     display: str
     #: The libpq connection string: the URL's, the store's own options taken out, with
-    #: search_path, time zone, application name and connect timeout added.
-    conninfo: str
+    #: search_path, time zone, application name and connect timeout added. It holds the
+    #: password, so it stays out of the record's repr.
+    conninfo: str = attrs.field(repr=False)
     #: The PostgreSQL schema holding the store's tables.
     schema: str
     #: Whether opening the store applies the migrations it is missing.
@@ -74,20 +75,9 @@ class StoreURL:
 
 
 def display_url(url: str) -> str:
-    """``url`` safe to show: the password masked, in the user part and in the query."""
-    masked = mask_password(url)
-    head, sep, query = masked.partition("?")
-    if not sep:
-        return masked
-    fragment = ""
-    if "#" in query:
-        query, fragment = query.split("#", 1)
-        fragment = "#" + fragment
-    parts = [
-        "password=***" if part.lower().startswith("password=") else part
-        for part in query.split("&")
-    ]
-    return f"{head}?{'&'.join(parts)}{fragment}"
+    """``url`` safe to show: the password masked, in the user part and in the query
+    (``password=``, ``sslpassword=``), as :func:`forerunner.urls.mask_password` does."""
+    return mask_password(url)
 
 
 def parse_url(url: str) -> StoreURL:
@@ -176,7 +166,9 @@ def _number(value: str, name: str, shown: str) -> float:
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The first line of libpq's complaint, secrets masked: it may quote the connection string."""
+    text = mask_secrets(str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _query(params: list[tuple[str, str]]) -> str:

@@ -28,6 +28,7 @@ import redis.exceptions
 import redis.retry
 
 from forerunner.errors import BackendError, BackendUnavailable
+from forerunner.urls import mask_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -171,16 +172,20 @@ def translate_errors(display: str, action: str) -> Iterator[None]:
 
     Connection trouble becomes :class:`BackendUnavailable`, which the manager answers
     with 503 and a worker retries; anything else Redis refuses becomes
-    :class:`BackendError`. The driver's error stays chained as ``__cause__``.
+    :class:`BackendError`. The driver's error stays chained as ``__cause__``; its text
+    is masked in the message, which reaches HTTP answers (a server's reply may quote the
+    command that failed).
     """
     try:
         yield
     except _UNAVAILABLE as error:
         raise BackendUnavailable(
             f"the Redis queue at {display} is unavailable ({action}): "
-            f"{type(error).__name__}: {error}; check that Redis runs and answers there"
+            f"{type(error).__name__}: {mask_secrets(str(error))}; check that Redis runs and "
+            "answers there"
         ) from error
     except redis.exceptions.RedisError as error:
         raise BackendError(
-            f"the Redis queue at {display} failed to {action}: {type(error).__name__}: {error}"
+            f"the Redis queue at {display} failed to {action}: "
+            f"{type(error).__name__}: {mask_secrets(str(error))}"
         ) from error

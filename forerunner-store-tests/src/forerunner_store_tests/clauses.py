@@ -43,6 +43,10 @@ CLAUSES: Final[dict[str, str]] = {
     "store.progress.fenced": (
         "progress is recorded only while the job runs that attempt; returns whether it was"
     ),
+    "store.progress.owner": (
+        "progress naming a worker other than the one holding the running attempt returns "
+        "False and changes nothing"
+    ),
     "store.finish.succeeded": (
         "a succeeded report sets result and finished_at=now, clears lease_until and error"
     ),
@@ -53,6 +57,10 @@ CLAUSES: Final[dict[str, str]] = {
     ),
     "store.finish.fenced": (
         "a report is applied only while the job runs that attempt; otherwise None, nothing changes"
+    ),
+    "store.finish.owner": (
+        "a report naming a worker other than the one holding the running attempt gives None "
+        "and changes nothing"
     ),
     "store.reclaim.requeue": (
         "a running job whose lease passed goes back to queued while attempt < max_attempts, "

@@ -553,6 +553,33 @@ class StoreContract:
         check(clause, missing is False, f"progress(unknown id) returned {missing!r}")
         _unchanged(clause, forerunner_store, [running, requeued, finished], "fenced progress")
 
+    def test_progress_owner(self, forerunner_store: Store) -> None:
+        clause = "store.progress.owner"
+        # Given a job running its second attempt for worker-a
+        job = make_job(JobState.RUNNING, attempt=2, worker="worker-a", progress={"pct": 10})
+        forerunner_store.add([job])
+        # When other workers report progress on that very attempt, nothing is recorded
+        for intruder in ("worker-b", "worker-a ", "WORKER-A", ""):
+            recorded = forerunner_store.progress(job.id, 2, {"pct": -1}, worker=intruder)
+            check(
+                clause,
+                recorded is False,
+                f"progress(attempt 2, worker={intruder!r}) on a job running for 'worker-a' "
+                f"returned {recorded!r}",
+            )
+        _unchanged(clause, forerunner_store, [job], "progress from other workers")
+        # When the holder reports, and then a caller that names no worker, both are recorded
+        for worker, value in (("worker-a", {"pct": 50}), (None, {"pct": 60})):
+            recorded = forerunner_store.progress(job.id, 2, value, worker=worker)
+            check(
+                clause,
+                recorded is True,
+                f"progress(attempt 2, worker={worker!r}) on a job running for 'worker-a' "
+                f"returned {recorded!r}",
+            )
+            job = attrs.evolve(job, progress=value)
+            check_job(clause, forerunner_store.get(job.id), job, f"after worker={worker!r}")
+
     def test_finish_succeeded(self, forerunner_store: Store) -> None:
         clause = "store.finish.succeeded"
         # Given a job running its second attempt after the first failed
@@ -673,6 +700,59 @@ class StoreContract:
             clause, repeat == [None], f"a repeated report returned [{', '.join(map(show, repeat))}]"
         )
         _unchanged(clause, forerunner_store, [done], "a repeated report")
+
+    def test_finish_owner(self, forerunner_store: Store) -> None:
+        clause = "store.finish.owner"
+        # Given jobs running their second attempt for worker-a
+        first, second, third = make_jobs(3, JobState.RUNNING, attempt=2, worker="worker-a")
+        forerunner_store.add([first, second, third])
+        # When other workers report on those very attempts, in every outcome
+        for intruder in ("worker-b", "worker-a ", ""):
+            for state in (JobState.SUCCEEDED, JobState.FAILED, JobState.QUEUED):
+                stray = Report(job_id=first.id, attempt=2, state=state, now=at(20), worker=intruder)
+                got = forerunner_store.finish([stray])
+                check(
+                    clause,
+                    got == [None],
+                    f"finish([{state.value} for attempt 2 from {intruder!r}]) of a job running "
+                    f"for 'worker-a' returned [{', '.join(map(show, got))}], expected [None]",
+                )
+        # Then nothing changed
+        _unchanged(clause, forerunner_store, [first, second, third], "reports from other workers")
+
+        # When another worker's report comes first in a batch, the holder's still applies
+        def done(job: Job, result: JSON) -> Job:
+            return attrs.evolve(
+                job, state=JobState.SUCCEEDED, result=result, finished_at=at(30), lease_until=None
+            )
+
+        def success(job: Job, worker: str | None, result: JSON) -> Report:
+            return Report(
+                job_id=job.id,
+                attempt=2,
+                state=JobState.SUCCEEDED,
+                now=at(30),
+                result=result,
+                worker=worker,
+            )
+
+        got = forerunner_store.finish(
+            [success(first, "worker-b", "b"), success(first, "worker-a", "a")]
+        )
+        check_jobs(clause, got, [None, done(first, "a")], "finish([from worker-b, from worker-a])")
+        # And a report naming no worker applies after another worker's, not after the holder's
+        got = forerunner_store.finish(
+            [success(second, "worker-b", "b"), success(second, None, "-")]
+        )
+        check_jobs(clause, got, [None, done(second, "-")], "finish([from worker-b, unnamed])")
+        got = forerunner_store.finish([success(third, "worker-a", "a"), success(third, None, "-")])
+        check_jobs(clause, got, [done(third, "a"), None], "finish([from worker-a, unnamed])")
+        _unchanged(
+            clause,
+            forerunner_store,
+            [done(first, "a"), done(second, "-"), done(third, "a")],
+            "mixed batches",
+        )
 
     def test_reclaim_requeue(self, forerunner_store: Store) -> None:
         clause = "store.reclaim.requeue"

@@ -122,9 +122,9 @@ class ReferenceStore:
                     renewed.append(job_id)
             return renewed
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         with self._lock:
-            job = self._running(job_id, attempt)
+            job = self._running(job_id, attempt, worker)
             if job is None:
                 return False
             self._put(job, progress=value)
@@ -135,7 +135,7 @@ class ReferenceStore:
             return [self._finish_one(report) for report in reports]
 
     def _finish_one(self, report: Report) -> Job | None:
-        job = self._running(report.job_id, report.attempt)
+        job = self._running(report.job_id, report.attempt, report.worker)
         if job is None:
             return None
         if report.state is JobState.SUCCEEDED:
@@ -290,9 +290,12 @@ class ReferenceStore:
     def close(self) -> None:
         """Nothing to release; closing twice is harmless."""
 
-    def _running(self, job_id: str, attempt: int) -> Job | None:
+    def _running(self, job_id: str, attempt: int, worker: str | None) -> Job | None:
+        """The job if it runs ``attempt``, for ``worker`` when one is named."""
         job = self._jobs.get(job_id)
         if job is None or job.state is not JobState.RUNNING or job.attempt != attempt:
+            return None
+        if worker is not None and job.worker != worker:
             return None
         return job
 

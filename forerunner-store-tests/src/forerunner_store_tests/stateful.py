@@ -60,18 +60,24 @@ CLAUSE: Final = "store.model.reference"
 _FIRST_KEYS: Final = ("key-a", "key-b", "ключ-c")
 #: A limit larger than any example's job count: "all of them".
 _ALL: Final = 10_000
+#: Stands, among the senders drawn, for the worker holding the job's attempt.
+_HOLDER: Final = "<holder>"
+#: Who sends a report or progress: mostly the holder, else no worker or any worker.
+_senders: Final[st.SearchStrategy[str | None]] = st.sampled_from(
+    (_HOLDER, _HOLDER, _HOLDER, None, *fs.WORKERS)
+)
 
 T = TypeVar("T")
 
 
-#: A report to make: (job id, attempt shift, state, result, error, run_at offset).
-_ReportItem: TypeAlias = tuple[str, int, JobState, "JSON", JobError, int]
+#: A report to make: (job id, attempt shift, state, result, error, run_at offset, sender).
+_ReportItem: TypeAlias = tuple[str, int, JobState, "JSON", JobError, int, "str | None"]
 
 
 def _report_items(
     ids: st.SearchStrategy[str], most: int = 3
 ) -> st.SearchStrategy[list[_ReportItem]]:
-    """Reports as (id, attempt shift, state, result, error, run_at offset), one per id."""
+    """Reports as (id, attempt shift, state, result, error, run_at offset, sender), one per id."""
     return st.lists(
         st.tuples(
             ids,
@@ -80,6 +86,7 @@ def _report_items(
             fs.json_values,
             fs.errors,
             st.integers(min_value=0, max_value=60),
+            _senders,
         ),
         unique_by=lambda item: item[0],
         max_size=most,
@@ -151,10 +158,19 @@ class StoreMachine(RuleBasedStateMachine):
         worker = data.draw(st.sampled_from(holders) | workers if holders else workers, "worker")
         self._renew(worker, mixed, lease)
 
-    @rule(data=st.data(), job_id=job_ids, shift=fs.attempt_shifts, value=fs.json_values)
-    def progress(self, data: st.DataObject, job_id: str, shift: int, value: JSON) -> None:
-        """Report progress, mostly on a running job."""
-        self._progress((self._pick(data, JobState.RUNNING, 1) or [job_id])[0], shift, value)
+    @rule(
+        data=st.data(),
+        job_id=job_ids,
+        shift=fs.attempt_shifts,
+        value=fs.json_values,
+        sender=_senders,
+    )
+    def progress(
+        self, data: st.DataObject, job_id: str, shift: int, value: JSON, sender: str | None
+    ) -> None:
+        """Report progress, mostly on a running job and from the worker holding it."""
+        job_id = (self._pick(data, JobState.RUNNING, 1) or [job_id])[0]
+        self._progress(job_id, shift, value, self._sender(job_id, sender))
 
     @rule(data=st.data(), items=_report_items(job_ids, most=1))
     def finish(self, data: st.DataObject, items: list[_ReportItem]) -> None:
@@ -299,11 +315,11 @@ class StoreMachine(RuleBasedStateMachine):
         )
         event("renew: leases extended", len(want) > 0)
 
-    def _progress(self, job_id: str, shift: int, value: JSON) -> None:
+    def _progress(self, job_id: str, shift: int, value: JSON, worker: str | None) -> None:
         attempt = self._attempt(job_id) + shift
-        what = f"progress({job_id}, attempt={attempt}, {value!r})"
-        got = self._call(what, lambda: self.store.progress(job_id, attempt, value))
-        want = self.model.progress(job_id, attempt, value)
+        what = f"progress({job_id}, attempt={attempt}, {value!r}, worker={worker!r})"
+        got = self._call(what, lambda: self.store.progress(job_id, attempt, value, worker))
+        want = self.model.progress(job_id, attempt, value, worker)
         check(CLAUSE, got is want, f"{what} returned {got!r}, expected {want!r}")
         event("progress: recorded", want)
 
@@ -319,8 +335,9 @@ class StoreMachine(RuleBasedStateMachine):
                 run_at=self.clock + dt.timedelta(seconds=run_in)
                 if state is JobState.SCHEDULED
                 else None,
+                worker=self._sender(job_id, sender),
             )
-            for job_id, shift, state, value, error, run_in in items
+            for job_id, shift, state, value, error, run_in, sender in items
         ]
         what = "finish([" + ", ".join(_show_report(report) for report in reports) + "])"
         got = self._call(what, lambda: self.store.finish(reports))
@@ -338,6 +355,13 @@ class StoreMachine(RuleBasedStateMachine):
 
     def _get(self, job_id: str) -> Job | None:
         return self._call(f"get({job_id})", lambda: self.store.get(job_id))
+
+    def _sender(self, job_id: str, sender: str | None) -> str | None:
+        """The worker a drawn sender stands for: the job's holder, or itself."""
+        if sender != _HOLDER:
+            return sender
+        job = self.model.get(job_id)
+        return job.worker if job is not None else None
 
     def _attempt(self, job_id: str) -> int:
         job = self.model.get(job_id)
@@ -371,4 +395,5 @@ def _cut(groups: list[list[Job]], limit: int) -> tuple[list[Job], list[Job], int
 
 def _show_report(report: Report) -> str:
     extra = f" run_at={report.run_at.isoformat()}" if report.run_at else ""
-    return f"{report.job_id}@{report.attempt}->{report.state.value}{extra}"
+    sender = f" from {report.worker!r}" if report.worker is not None else ""
+    return f"{report.job_id}@{report.attempt}->{report.state.value}{extra}{sender}"

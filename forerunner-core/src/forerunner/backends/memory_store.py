@@ -115,11 +115,11 @@ class MemoryStore:
                     renewed.append(job_id)
             return renewed
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         value = copy_json(value, field="progress")
         with self._lock:
             self._check_open()
-            job = self._running(job_id, attempt)
+            job = self._running(job_id, attempt, worker)
             if job is None:
                 return False
             self._replace(job, progress=value)
@@ -260,7 +260,7 @@ class MemoryStore:
             self._clear()
 
     def _finish(self, report: Report, result: JSON) -> Job | None:
-        job = self._running(report.job_id, report.attempt)
+        job = self._running(report.job_id, report.attempt, report.worker)
         if job is None:
             return None
         if report.state is JobState.SUCCEEDED:
@@ -288,9 +288,12 @@ class MemoryStore:
             lease_until=None,
         )
 
-    def _running(self, job_id: str, attempt: int) -> Job | None:
+    def _running(self, job_id: str, attempt: int, worker: str | None) -> Job | None:
+        """The job while it runs ``attempt`` for ``worker`` (None: for any worker)."""
         job = self._jobs.get(job_id)
         if job is None or job.state is not JobState.RUNNING or job.attempt != attempt:
+            return None
+        if worker is not None and job.worker != worker:
             return None
         return job
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, final
 
 from forerunner.backends.encoding import dump_json, from_micros, load_json, to_micros
 from forerunner.backends.lease import LEASE_EXPIRED
+from forerunner.backends.reports import applicable_reports
 from forerunner.backends.urls import sqlite_path
 from forerunner.errors import (
     BackendError,
@@ -167,22 +168,21 @@ class SQLiteStore:
         renewed = {row["id"] for row in rows}
         return [job_id for job_id in job_ids if job_id in renewed]
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
         encoded = dump_json(value, field="progress")
+        params = {"id": job_id, "attempt": attempt, "worker": worker, "progress": encoded}
         with self._transaction() as conn:
-            cursor = conn.execute(
-                _Q["record_progress"], {"id": job_id, "attempt": attempt, "progress": encoded}
-            )
+            cursor = conn.execute(_Q["record_progress"], params)
             return cursor.rowcount == 1
 
     def finish(self, reports: Sequence[Report]) -> list[Job | None]:
-        # A second report for the same attempt finds the job no longer running, so only
-        # the first of each (job, attempt) can apply; keeping just those lets the UPDATE
-        # join each job to at most one report.
-        applicable: dict[tuple[str, int], int] = {}
-        for index, report in enumerate(reports):
-            applicable.setdefault((report.job_id, report.attempt), index)
-        rows = [_report_row(reports[index]) for index in applicable.values()]
+        # Only the reports that could still apply after the earlier ones go to the
+        # UPDATE, so that it joins each job to at most one report (reports.py).
+        batch = applicable_reports(reports)
+        rows = [
+            _report_row(reports[index], contested=index in batch.contested)
+            for index in batch.indexes
+        ]
         if not rows:
             return []
         with self._transaction() as conn:
@@ -192,7 +192,7 @@ class SQLiteStore:
         results: list[Job | None] = [None] * len(reports)
         for row in finished:
             job = _from_row(row)
-            results[applicable[job.id, job.attempt]] = job
+            results[batch.index_of(job)] = job
         return results
 
     def reclaim_expired(self, now: dt.datetime, limit: int) -> list[Job]:
@@ -550,12 +550,14 @@ def _from_row(row: sqlite3.Row | Mapping[str, Any]) -> Job:
     )
 
 
-def _report_row(report: Report) -> dict[str, Any]:
+def _report_row(report: Report, *, contested: bool) -> dict[str, Any]:
     succeeded = report.state is JobState.SUCCEEDED
     error = None if succeeded else report.error
     return {
         "job_id": report.job_id,
         "attempt": report.attempt,
+        "worker": report.worker,
+        "contested": contested,
         "state": JobState(report.state).value,
         "now": to_micros(report.now),
         "result": dump_json(report.result, field="result") if succeeded else None,

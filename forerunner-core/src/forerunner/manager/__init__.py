@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from forerunner.manager.auth import Role, Tokens
+from forerunner.manager.limits import Limits
 from forerunner.manager.server import Manager
 
-__all__ = ["Manager"]
+__all__ = ["Limits", "Manager", "Role", "Tokens"]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -30,13 +31,18 @@ from forerunner.errors import (
     ValidationError,
 )
 from forerunner.manager import dashboard as forerunner_dashboard
+from forerunner.manager.auth import Role, Tokens, WorkerBindings
 from forerunner.manager.history import BUCKET_SECONDS
+from forerunner.manager.limits import DEFAULT_LIMITS, Limits
 from forerunner.manager.metrics import CONTENT_TYPE, Metrics
+from forerunner.manager.openapi import MAX_JOB_WAIT, openapi_document
+from forerunner.manager.protocol import BodyLimits
 from forerunner.manager.service import utc_now
 from forerunner.model import JobState
 from forerunner.urls import mask_password
 from forerunner.wire import (
     MAX_BATCH,
+    MAX_DEPTH,
     MAX_WAIT,
     BatchSubmit,
     BatchSubmitResponse,
@@ -54,12 +60,15 @@ from forerunner.wire import (
     Purge,
     PurgeResponse,
     QueueDepth,
+    ResultReport,
+    Session,
     StateCount,
     SubmitResponse,
     Throughput,
     Timeline,
     TimelineEvent,
     WaitResponse,
+    WireError,
     WorkerList,
     WorkerView,
     job_to_wire,
@@ -74,7 +83,7 @@ if TYPE_CHECKING:
     from forerunner.manager.workers import SeenWorker
     from forerunner.model import Job
 
-__all__ = ["create_app", "openapi_document"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +91,6 @@ T = TypeVar("T")
 
 #: The installed forerunner-core, as the overview reports it.
 VERSION: Final = importlib.metadata.version("forerunner-core")
-#: Longest ``/wait``, in seconds.
-MAX_JOB_WAIT: Final = 60.0
 #: How often a waiter looks at the store for changes made by other managers.
 WAIT_POLL: Final = 0.2
 #: Longest blocking queue pop: how soon a long poll notices shutdown or a gone client.
@@ -92,16 +99,58 @@ POP_SLICE: Final = 1.0
 REAP_EVERY: Final = 0.5
 _STATUS: Final = {
     "malformed_json": 400,
-    "validation_error": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "worker_taken": 403,
     "read_only": 403,
     "cross_origin": 403,
     "not_found": 404,
+    "request_timeout": 408,
     "invalid_transition": 409,
+    "too_large": 413,
+    "validation_error": 422,
+    "too_many_requests": 429,
+    "internal_error": 500,
     "unavailable": 503,
 }
+#: Who may call what: a client submits and reads, an admin also changes jobs, a
+#: worker only polls. Routes without a role are open (health, the document, the
+#: dashboard's shell, /v1/session).
+READ: Final = frozenset({Role.CLIENT, Role.ADMIN})
+CHANGE: Final = frozenset({Role.ADMIN})
+POLL: Final = frozenset({Role.WORKER})
+#: Open to anyone: a missing or wrong token is not refused, only reported by the answer.
+OPEN: Final = frozenset(Role)
 
 
 _encode: Final = msgspec.json.Encoder().encode
+
+
+class Access:
+    """The tokens a manager takes, its limits, and what each token has in flight.
+
+    Only the event loop touches the counts, so they need no lock.
+    """
+
+    def __init__(self, tokens: Tokens, limits: Limits) -> None:
+        self.tokens = tokens
+        self.limits = limits
+        self._in_flight: dict[str, int] = {}
+
+    def hold(self, fingerprint: str) -> bool:
+        """Count one more request of this token in flight, unless it has the most allowed."""
+        held = self._in_flight.get(fingerprint, 0)
+        if held >= self.limits.max_in_flight:
+            return False
+        self._in_flight[fingerprint] = held + 1
+        return True
+
+    def release(self, fingerprint: str) -> None:
+        held = self._in_flight[fingerprint] - 1
+        if held:
+            self._in_flight[fingerprint] = held
+        else:
+            del self._in_flight[fingerprint]
 
 
 class _HTTPError(Exception):
@@ -116,10 +165,40 @@ def _json(body: msgspec.Struct | dict[str, Any], status: int = 200) -> Response:
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
 
 
-def _encode_poll(jobs: list[Job], abandon: list[str], lease: float) -> bytes:
+def _encode_poll(jobs: list[Job], abandon: list[str], lease: float, max_body: int) -> bytes:
     return _encode(
-        PollResponse(jobs=[job_to_wire(job) for job in jobs], abandon=abandon, lease_seconds=lease)
+        PollResponse(
+            jobs=[job_to_wire(job) for job in jobs],
+            abandon=abandon,
+            lease_seconds=lease,
+            max_body=max_body,
+        )
     )
+
+
+def _capped(report: ResultReport, most: int) -> ResultReport:
+    size = len(_encode(report.result)) if report.result is not None else 0
+    if size <= most:
+        return report
+    return ResultReport(
+        id=report.id,
+        attempt=report.attempt,
+        outcome="failed",
+        error=WireError(
+            type="ResultTooLarge",
+            message=f"the result is {size} bytes of JSON, more than the {most} this manager "
+            "keeps (--max-result-bytes); store large results elsewhere and return their address",
+        ),
+    )
+
+
+def _cap_results(body: PollRequest, most: int) -> PollRequest:
+    """``body`` with results over ``most`` JSON bytes turned into failures, and progress
+    values over it dropped: the store keeps every result, and one huge result would
+    slow every read of its job. A failure, unlike a refused poll, ends the attempt."""
+    reports = [_capped(report, most) for report in body.reports]
+    progress = [item for item in body.progress if len(_encode(item.value)) <= most]
+    return msgspec.structs.replace(body, reports=reports, progress=progress)
 
 
 def _error_response(detail: ErrorDetail) -> Response:
@@ -136,13 +215,25 @@ def _decode(raw: bytes, kind: type[T]) -> T:
         raise _HTTPError("validation_error", str(error), _field_of(str(error))) from error
     except msgspec.DecodeError as error:
         raise _HTTPError("malformed_json", f"the body is not valid JSON: {error}") from error
+    except RecursionError:
+        # msgspec runs out of stack near a thousand levels, before any check of ours.
+        raise _HTTPError(
+            "validation_error",
+            f"the body nests arrays and objects too deeply (at most {MAX_DEPTH} levels "
+            "in a job's data)",
+            "$",
+        ) from None
 
 
 def _require_json(raw: bytes) -> None:
     try:
         msgspec.json.decode(raw)
+    except msgspec.ValidationError:
+        return  # JSON, with a number too big for any type: the typed error says where.
     except msgspec.DecodeError as error:
         raise _HTTPError("malformed_json", f"the body is not valid JSON: {error}") from error
+    except RecursionError:
+        return
 
 
 def _field_of(message: str) -> str:
@@ -150,7 +241,7 @@ def _field_of(message: str) -> str:
     head, at, path = message.rpartition(" - at `")
     base = path.rstrip("`") if at else "$"
     text = head if at else message
-    for marker in ("missing required field `", "unknown field `"):
+    for marker in ("missing required field `", "unknown field `", "in field `"):
         if marker in text:
             name = text.split(marker, 1)[1].split("`", 1)[0]
             return f"{base}.{name}"
@@ -191,10 +282,31 @@ def _query_float(request: Request, name: str, default: float, low: float, high: 
 
 def _guard(
     handler: Callable[[Request], Awaitable[Response]],
+    access: Access,
+    roles: frozenset[Role],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Render the errors a handler raises as :class:`ErrorBody` answers."""
+    """Let in the callers ``roles`` allow, and render a handler's errors as :class:`ErrorBody`.
+
+    An unexpected exception is logged with its traceback and answered 500 with a fixed
+    message: a traceback can hold data, paths and URLs, and the caller may be anyone.
+    """
 
     async def endpoint(request: Request) -> Response:
+        principal = None
+        if access.tokens.enabled:
+            principal = access.tokens.authenticate(request.headers.get("authorization"))
+        if access.tokens.enabled and roles is not OPEN:
+            if principal is None:
+                return _unauthorized(request)
+            if principal.role not in roles:
+                return _error_response(
+                    ErrorDetail(
+                        "forbidden",
+                        f"a {principal.role} token may not {request.method} {request.url.path}; "
+                        f"it takes a token of role {' or '.join(sorted(roles))}",
+                    )
+                )
+        request.state.principal = principal
         if request.method == "POST" and _from_another_site(request):
             return _error_response(
                 ErrorDetail(
@@ -203,6 +315,19 @@ def _guard(
                     "changes only from its own dashboard and from clients that are not browsers",
                 )
             )
+        held = None
+        if principal is not None and access.tokens.enabled:
+            if not access.hold(principal.fingerprint):
+                response = _error_response(
+                    ErrorDetail(
+                        "too_many_requests",
+                        f"this token has {access.limits.max_in_flight} requests in flight, the "
+                        "most the manager takes from one token; wait for answers first",
+                    )
+                )
+                response.headers["retry-after"] = "1"
+                return response
+            held = principal.fingerprint
         try:
             response = await handler(request)
         except _HTTPError as error:
@@ -216,9 +341,32 @@ def _guard(
         except BackendError as error:
             logger.warning("backend failed: %s", error, extra={"action": "backend_error"})
             return _error_response(ErrorDetail("unavailable", error.message))
+        except Exception:
+            logger.exception(
+                "%s %s failed", request.method, request.url.path, extra={"action": "internal_error"}
+            )
+            return _error_response(
+                ErrorDetail("internal_error", "the manager failed to answer; its log says why")
+            )
+        finally:
+            if held is not None:
+                access.release(held)
         return response
 
     return endpoint
+
+
+def _unauthorized(request: Request) -> Response:
+    given = request.headers.get("authorization")
+    message = (
+        "this manager asks for a token: send `Authorization: Bearer TOKEN` "
+        "(forerunner reads it from FORERUNNER_TOKEN or --token-file)"
+        if given is None
+        else "the token is not one this manager accepts (or not a Bearer token)"
+    )
+    response = _error_response(ErrorDetail("unauthorized", message))
+    response.headers["www-authenticate"] = 'Bearer realm="forerunner"'
+    return response
 
 
 def _from_another_site(request: Request) -> bool:
@@ -249,9 +397,15 @@ class _Api:
         metrics: Metrics | None = None,
         read_only: bool = False,
         backends: tuple[str, str] | None = None,
+        access: Access | None = None,
     ) -> None:
         self.service = service
         self.read_only = read_only
+        self.access = access or Access(Tokens(), DEFAULT_LIMITS)
+        self.limits = self.access.limits
+        #: Which token and session each worker id belongs to (only with tokens: without
+        #: them anyone may do anything, so there is no identity to protect).
+        self.bindings = WorkerBindings(2 * service.lease)
         self.backends = backends or (_describe(service.store), _describe(service.queue))
         if metrics is None:
             metrics = Metrics(utc_now)
@@ -266,14 +420,27 @@ class _Api:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args)
 
+    async def jobs(self, request: Request) -> Response:
+        # One route for both methods of /v1/jobs, so that a 405 there lists both in Allow.
+        if request.method == "POST":
+            return await self.submit(request)
+        return await self.list_jobs(request)
+
     async def submit(self, request: Request) -> Response:
-        spec = _decode(await request.body(), JobSpec)
+        raw = await request.body()
+        spec = _decode(raw, JobSpec)
+        if len(raw) > self.limits.max_data:
+            self._check_data(spec, "data")
         [(job, created)] = await self.call(self.service.submit, [spec])
         body = SubmitResponse(job=job_to_wire(job), created=created)
         return _json(body, 201 if created else 200)
 
     async def submit_batch(self, request: Request) -> Response:
-        batch = _decode(await request.body(), BatchSubmit)
+        raw = await request.body()
+        batch = _decode(raw, BatchSubmit)
+        if len(raw) > self.limits.max_data:
+            for index, spec in enumerate(batch.jobs):
+                self._check_data(spec, f"jobs[{index}].data")
         results = await run_in_threadpool(
             functools.partial(self.service.submit, batch.jobs, batch=True)
         )
@@ -283,6 +450,18 @@ class _Api:
                 created=[created for _, created in results],
             )
         )
+
+    def _check_data(self, spec: JobSpec, field: str) -> None:
+        """Refuse data over the limit; only called when the body alone could hold such data."""
+        size = len(_encode(spec.data))
+        if size > self.limits.max_data:
+            raise _HTTPError(
+                "too_large",
+                f"the job's data is {size} bytes of JSON, more than the {self.limits.max_data} "
+                "this manager takes (--max-data-bytes); store large inputs elsewhere and pass "
+                "their address",
+                field,
+            )
 
     async def get_job(self, request: Request) -> Response:
         job = await self.call(self.service.get, request.path_params["job_id"])
@@ -419,8 +598,29 @@ class _Api:
         finally:
             stop()
 
+    async def session(self, request: Request) -> Response:
+        principal = request.state.principal
+        if not self.access.tokens.enabled:
+            role: Any = "admin"
+        else:
+            role = None if principal is None else principal.role.value
+        return _json(Session(auth=self.access.tokens.enabled, role=role, read_only=self.read_only))
+
     async def poll(self, request: Request) -> Response:
-        body = _decode(await request.body(), PollRequest)
+        raw = await request.body()
+        body = _decode(raw, PollRequest)
+        principal = request.state.principal
+        if principal is not None and not self.bindings.admit(
+            body.worker, principal.fingerprint, body.session
+        ):
+            raise _HTTPError(
+                "worker_taken",
+                f"worker id {body.worker!r} belongs to another worker (another token or "
+                f"session); start this worker with another id, or wait "
+                f"{self.bindings.seconds_left(body.worker):.0f} s for the id to be free",
+            )
+        if len(raw) > self.limits.max_result:
+            body = _cap_results(body, self.limits.max_result)
         opened = time.monotonic()
         if body.stopping:
             self._note_stopping(body.worker, opened)
@@ -442,7 +642,8 @@ class _Api:
                 self.service.hand_out, body.worker, body.types, body.capacity, min(POP_SLICE, left)
             )
         return Response(
-            _encode_poll(jobs, abandon, self.service.lease), media_type="application/json"
+            _encode_poll(jobs, abandon, self.service.lease, self.limits.max_body),
+            media_type="application/json",
         )
 
     def _settle_and_hand_out(self, body: PollRequest, wait: float) -> tuple[list[str], list[Job]]:
@@ -493,35 +694,53 @@ def create_app(
     read_only: bool = False,
     dashboard: bool = True,
     backends: tuple[str, str] | None = None,
+    tokens: Tokens | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Starlette:
     """The ASGI app serving ``/v1``, ``/healthz``, ``/metrics``, ``/openapi.json`` and ``/``.
 
     ``read_only`` refuses every request that would change a job but a submission (403
     ``read_only``); ``dashboard`` serves the web dashboard at ``/``; ``backends`` are
-    the store and queue URLs the overview shows, passwords masked.
+    the store and queue URLs the overview shows, passwords masked. ``tokens`` turn on
+    authentication (none: every caller may do anything); ``limits`` bound what one
+    request or one token may ask.
     """
-    api = _Api(service, metrics=metrics, read_only=read_only, backends=backends)
+    access = Access(tokens if tokens is not None else Tokens(), limits)
+    api = _Api(service, metrics=metrics, read_only=read_only, backends=backends, access=access)
+
+    def route(
+        path: str,
+        handler: Callable[[Request], Awaitable[Response]],
+        method: str,
+        roles: frozenset[Role],
+    ) -> Route:
+        return Route(path, _guard(handler, access, roles), methods=[method])
+
     routes: list[BaseRoute] = [
-        Route("/v1/jobs", _guard(api.submit), methods=["POST"]),
-        Route("/v1/jobs", _guard(api.list_jobs), methods=["GET"]),
-        Route("/v1/jobs/batch", _guard(api.submit_batch), methods=["POST"]),
-        Route("/v1/jobs/retry", _guard(api.retry_many), methods=["POST"]),
-        Route("/v1/jobs/purge", _guard(api.purge), methods=["POST"]),
-        Route("/v1/jobs/{job_id}", _guard(api.get_job), methods=["GET"]),
-        Route("/v1/jobs/{job_id}/cancel", _guard(api.cancel), methods=["POST"]),
-        Route("/v1/jobs/{job_id}/retry", _guard(api.retry), methods=["POST"]),
-        Route("/v1/jobs/{job_id}/wait", _guard(api.wait), methods=["GET"]),
-        Route("/v1/jobs/{job_id}/timeline", _guard(api.timeline), methods=["GET"]),
-        Route("/v1/overview", _guard(api.overview), methods=["GET"]),
-        Route("/v1/workers", _guard(api.workers), methods=["GET"]),
-        Route("/v1/workers/poll", _guard(api.poll), methods=["POST"]),
-        Route("/healthz", api.healthz, methods=["GET"]),
-        Route("/metrics", _guard(api.metrics), methods=["GET"]),
-        Route("/openapi.json", api.openapi, methods=["GET"]),
+        Route("/v1/jobs", _guard(api.jobs, access, READ), methods=["GET", "POST"]),
+        route("/v1/jobs/batch", api.submit_batch, "POST", READ),
+        route("/v1/jobs/retry", api.retry_many, "POST", CHANGE),
+        route("/v1/jobs/purge", api.purge, "POST", CHANGE),
+        route("/v1/jobs/{job_id}", api.get_job, "GET", READ),
+        route("/v1/jobs/{job_id}/cancel", api.cancel, "POST", CHANGE),
+        route("/v1/jobs/{job_id}/retry", api.retry, "POST", CHANGE),
+        route("/v1/jobs/{job_id}/wait", api.wait, "GET", READ),
+        route("/v1/jobs/{job_id}/timeline", api.timeline, "GET", READ),
+        route("/v1/overview", api.overview, "GET", READ),
+        route("/v1/workers", api.workers, "GET", READ),
+        route("/v1/workers/poll", api.poll, "POST", POLL),
+        route("/v1/session", api.session, "GET", OPEN),
+        route("/healthz", api.healthz, "GET", OPEN),
+        route("/metrics", api.metrics, "GET", READ),
+        route("/openapi.json", api.openapi, "GET", OPEN),
     ]
     if dashboard:
         routes += forerunner_dashboard.routes()
-    return Starlette(routes=routes, lifespan=api.lifespan)
+    return Starlette(
+        routes=routes,
+        lifespan=api.lifespan,
+        middleware=[Middleware(BodyLimits, limits=limits)],
+    )
 
 
 def _describe(backend: object) -> str:
@@ -553,163 +772,3 @@ async def _reap_forever(service: ManagerService) -> None:
         except Exception:
             logger.exception("reaper step failed", extra={"action": "reaper_error"})
         await asyncio.sleep(REAP_EVERY)
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 description of ``/v1``, its schemas generated from the wire Structs."""
-    structs = (
-        JobSpec,
-        BatchSubmit,
-        SubmitResponse,
-        BatchSubmitResponse,
-        JobResponse,
-        JobList,
-        WaitResponse,
-        PollRequest,
-        PollResponse,
-        Timeline,
-        Overview,
-        WorkerList,
-        BulkRetry,
-        BulkRetryResponse,
-        Purge,
-        PurgeResponse,
-        ErrorBody,
-    )
-    _, components = msgspec.json.schema_components(
-        structs, ref_template="#/components/schemas/{name}"
-    )
-
-    def ref(name: str) -> dict[str, Any]:
-        return {"$ref": f"#/components/schemas/{name}"}
-
-    def body(name: str) -> dict[str, Any]:
-        return {"required": True, "content": {"application/json": {"schema": ref(name)}}}
-
-    def answer(name: str, description: str) -> dict[str, Any]:
-        return {"description": description, "content": {"application/json": {"schema": ref(name)}}}
-
-    errors = {
-        "400": answer("ErrorBody", "malformed JSON"),
-        "403": answer("ErrorBody", "the manager is read-only"),
-        "404": answer("ErrorBody", "no such job"),
-        "409": answer("ErrorBody", "the job's state does not allow this"),
-        "422": answer("ErrorBody", "the input breaks a rule; field names it"),
-        "503": answer("ErrorBody", "the store or queue is unavailable"),
-    }
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-    def query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-        return {"name": name, "in": "query", "required": False, "schema": schema}
-
-    paths = {
-        "/v1/jobs": {
-            "post": {
-                "summary": "Submit one job",
-                "requestBody": body("JobSpec"),
-                "responses": {
-                    "201": answer("SubmitResponse", "created"),
-                    "200": answer("SubmitResponse", "the idempotency key named an existing job"),
-                    **errors,
-                },
-            },
-            "get": {
-                "summary": "List jobs, newest first",
-                "parameters": [
-                    query("state", {"type": "string", "enum": [s.value for s in JobState]}),
-                    query("type", {"type": "string"}),
-                    query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_BATCH}),
-                    query("before", {"type": "string"}),
-                    query("text", {"type": "string"}),
-                ],
-                "responses": {"200": answer("JobList", "a page of jobs"), **errors},
-            },
-        },
-        "/v1/jobs/batch": {
-            "post": {
-                "summary": "Submit many jobs",
-                "requestBody": body("BatchSubmit"),
-                "responses": {"200": answer("BatchSubmitResponse", "stored"), **errors},
-            }
-        },
-        "/v1/jobs/{job_id}": {
-            "get": {
-                "summary": "Get a job",
-                "parameters": [job_id],
-                "responses": {"200": answer("JobResponse", "the job"), **errors},
-            }
-        },
-        "/v1/jobs/{job_id}/cancel": {
-            "post": {
-                "summary": "Cancel a job that has not finished",
-                "parameters": [job_id],
-                "responses": {"200": answer("JobResponse", "the cancelled job"), **errors},
-            }
-        },
-        "/v1/jobs/{job_id}/retry": {
-            "post": {
-                "summary": "Queue a failed or cancelled job again",
-                "parameters": [job_id],
-                "responses": {"200": answer("JobResponse", "the queued job"), **errors},
-            }
-        },
-        "/v1/jobs/{job_id}/wait": {
-            "get": {
-                "summary": "Wait until the job finishes or the timeout passes",
-                "parameters": [
-                    job_id,
-                    query("timeout", {"type": "number", "minimum": 0, "maximum": MAX_JOB_WAIT}),
-                ],
-                "responses": {"200": answer("WaitResponse", "the job; done tells which"), **errors},
-            }
-        },
-        "/v1/jobs/{job_id}/timeline": {
-            "get": {
-                "summary": "A job and the steps of its life, oldest first",
-                "parameters": [job_id],
-                "responses": {"200": answer("Timeline", "the job and its steps"), **errors},
-            }
-        },
-        "/v1/jobs/retry": {
-            "post": {
-                "summary": "Retry failed or cancelled jobs, of one type or all",
-                "requestBody": body("BulkRetry"),
-                "responses": {"200": answer("BulkRetryResponse", "the retried ids"), **errors},
-            }
-        },
-        "/v1/jobs/purge": {
-            "post": {
-                "summary": "Delete jobs that finished long enough ago",
-                "requestBody": body("Purge"),
-                "responses": {"200": answer("PurgeResponse", "how many were deleted"), **errors},
-            }
-        },
-        "/v1/overview": {
-            "get": {
-                "summary": "Counts, queue depths, oldest waiting job, the last hour",
-                "responses": {"200": answer("Overview", "the overview"), **errors},
-            }
-        },
-        "/v1/workers": {
-            "get": {
-                "summary": "The workers that polled within the last lease",
-                "responses": {"200": answer("WorkerList", "the workers"), **errors},
-            }
-        },
-        "/v1/workers/poll": {
-            "post": {
-                "summary": "Report results and progress, renew leases, take new jobs",
-                "requestBody": body("PollRequest"),
-                "responses": {
-                    "200": answer("PollResponse", "new jobs and ids to abandon"),
-                    **errors,
-                },
-            }
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "forerunner manager", "version": "1"},
-        "paths": paths,
-        "components": {"schemas": components},
-    }

@@ -442,8 +442,8 @@ class TimedStore(_Timed["Store"]):
     def renew(self, worker: str, job_ids: Sequence[str], lease_until: dt.datetime) -> list[str]:
         return self._call("renew", self._inner.renew, worker, job_ids, lease_until)
 
-    def progress(self, job_id: str, attempt: int, value: JSON) -> bool:
-        return self._call("progress", self._inner.progress, job_id, attempt, value)
+    def progress(self, job_id: str, attempt: int, value: JSON, worker: str | None = None) -> bool:
+        return self._call("progress", self._inner.progress, job_id, attempt, value, worker)
 
     def finish(self, reports: Sequence[Report]) -> list[Job | None]:
         return self._call("finish", self._inner.finish, reports)

@@ -8,6 +8,7 @@ blocks in the foreground for the ``forerunner manager`` command.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import threading
@@ -18,9 +19,12 @@ import uvicorn
 
 from forerunner.errors import ConfigurationError
 from forerunner.manager.app import create_app
+from forerunner.manager.auth import Tokens, is_loopback
 from forerunner.manager.events import Events
 from forerunner.manager.joblog import JobLog
+from forerunner.manager.limits import DEFAULT_LIMITS, Limits
 from forerunner.manager.metrics import Metrics, TimedQueue, TimedStore
+from forerunner.manager.protocol import guarded_protocol
 from forerunner.manager.service import ManagerService, spec_from_options, utc_now
 from forerunner.plugins import get_registry
 from forerunner.urls import mask_password
@@ -68,6 +72,11 @@ class Manager:
     lease, retry and reaper step is judged by (UTC now by default); the fault tests pass
     a skewed one to show that managers whose clocks disagree do not claim a job twice.
 
+    ``tokens`` turn on authentication (by default the ``FORERUNNER_*_TOKENS`` variables;
+    ``Tokens()`` for none); without tokens the manager listens only on a loopback
+    address, unless ``insecure``. ``tls_cert`` and ``tls_key`` serve HTTPS. ``limits``
+    bound what one request or one token may ask (:class:`Limits`).
+
     Every job event is logged (``forerunner.manager.joblog``, at INFO) and counted in
     :attr:`metrics`, which ``/metrics`` serves; ``log_job_data`` adds the jobs' data,
     results and tracebacks to the log. ``read_only`` refuses the requests that change
@@ -87,9 +96,31 @@ class Manager:
         log_job_data: bool = False,
         read_only: bool = False,
         dashboard: bool = True,
+        tokens: Tokens | None = None,
+        insecure: bool = False,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if lease <= 0:
             raise ConfigurationError(f"lease must be a positive number of seconds, got {lease!r}")
+        self.tokens = tokens if tokens is not None else Tokens.from_environment()
+        if not self.tokens.enabled and not insecure and not is_loopback(host):
+            raise ConfigurationError(
+                f"refusing to listen on {host} without tokens: anyone who can reach it could "
+                "take every job's data and report results for any job; give tokens "
+                "(--tokens-file, or FORERUNNER_CLIENT_TOKENS, FORERUNNER_WORKER_TOKENS and "
+                "FORERUNNER_ADMIN_TOKENS), or --insecure if a network you trust guards the port"
+            )
+        if (tls_cert is None) != (tls_key is None):
+            raise ConfigurationError(
+                "TLS needs both a certificate and its key (--tls-cert, --tls-key)"
+            )
+        for path in (tls_cert, tls_key):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigurationError(f"cannot read the TLS file {path!r}: no such file")
+        self.tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+        self.limits = limits
         self._registry = registry if registry is not None else get_registry()
         self._owned: list[Store | Queue] = []
         opened_store = self._registry.open_store(store) if isinstance(store, str) else store
@@ -135,7 +166,9 @@ class Manager:
     @property
     def url(self) -> str:
         """The base URL workers and clients use, e.g. ``http://127.0.0.1:2718``."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     # Serving
 
@@ -264,7 +297,14 @@ class Manager:
                 read_only=self.read_only,
                 dashboard=self.dashboard,
                 backends=self._backends,
+                tokens=self.tokens,
+                limits=self.limits,
             ),
+            ssl_certfile=self.tls[0] if self.tls else None,
+            ssl_keyfile=self.tls[1] if self.tls else None,
+            # Closes a connection whose request head is slow or oversized (slowloris):
+            # uvicorn's own protocol waits for a head forever.
+            http=guarded_protocol(self.limits),
             log_config=None,
             access_log=False,
             ws="none",

@@ -313,7 +313,7 @@ class ManagerService:
         now = self._clock()
         self.workers.saw(request)
         for item in request.progress:
-            if not self.store.progress(item.id, item.attempt, item.value):
+            if not self.store.progress(item.id, item.attempt, item.value, request.worker):
                 abandon[item.id] = None
                 continue
             job = self.store.get(item.id)
@@ -446,6 +446,7 @@ class ManagerService:
                         state=JobState.SUCCEEDED,
                         now=now,
                         result=item.result,
+                        worker=request.worker,
                     )
                 )
                 continue
@@ -470,6 +471,7 @@ class ManagerService:
                     run_at=now + dt.timedelta(seconds=backoff(item.attempt, self._jitter()))
                     if retry
                     else None,
+                    worker=request.worker,
                 )
             )
         fenced: list[str] = []

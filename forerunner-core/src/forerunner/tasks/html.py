@@ -6,7 +6,10 @@ markup included), with CSS selectors implemented in C, many times faster than
 beautifulsoup4 with soupsieve; it ships type stubs and wheels for every platform we
 support, and it has no dependencies of its own.
 
-A page is only fetched when its site's robots.txt allows it for ``forerunner``.
+A page is only fetched when its site's robots.txt allows it for ``forerunner``, and,
+like ``fetch``, only from public addresses unless the worker's environment allows more
+(``FORERUNNER_FETCH_ALLOW_NETWORKS``, ``FORERUNNER_FETCH_ALLOW_PRIVATE``; see
+:mod:`forerunner.tasks._web`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from forerunner.tasks._data import mapping, optional_number
 from forerunner.tasks._web import (
     DEFAULT_TIMEOUT,
     SCHEMES,
+    check_address,
     check_robots,
     http_url,
     new_client,
@@ -40,7 +44,9 @@ def get_hrefs(job_id: str, data: Any) -> list[str]:
     Links are resolved against the page's final URL (after redirects) or its
     ``<base href>``; fragments are dropped, since ``page#a`` and ``page#b`` are one
     document; ``mailto:``, ``javascript:`` and the like are left out. Optional
-    ``timeout`` and ``max_bytes`` as for ``fetch``.
+    ``timeout`` (seconds for the whole exchange, robots.txt and redirects included,
+    default 30) and ``max_bytes`` (default 10 MiB). The page and every redirect hop must
+    be at a public address unless the worker's environment allows more, as for ``fetch``.
     """
     given = mapping(data, "get_hrefs")
     url = http_url(given.get("url"), "url", "get_hrefs")
@@ -64,7 +70,8 @@ def pluck_data(job_id: str, data: Any) -> dict[str, list[str]]:
 
     The page is ``html`` (a string) or is fetched from ``url``. Each match gives its text
     with whitespace collapsed to single spaces, in document order; a name whose selector
-    matches nothing maps to ``[]``.
+    matches nothing maps to ``[]``. A ``url`` is fetched as by ``get_hrefs``: robots.txt,
+    public addresses only unless the worker allows more, ``timeout`` and ``max_bytes``.
     """
     given = mapping(data, "pluck_data")
     selectors = given.get("selectors")
@@ -104,7 +111,8 @@ def _download(given: Mapping[str, Any], url: str, task: str) -> tuple[str, str]:
     """The page's text and final URL, once robots.txt has allowed it."""
     timeout = optional_number(given, "timeout", DEFAULT_TIMEOUT, task)
     max_bytes = int(optional_number(given, "max_bytes", DEFAULT_MAX_PAGE_BYTES, task, integer=True))
-    with new_client(timeout) as client:
+    check_address(url, "url", task)
+    with new_client(timeout, "url", task) as client:
         check_robots(client, url, "url", task)
         with client.stream("GET", url) as response:
             response.raise_for_status()

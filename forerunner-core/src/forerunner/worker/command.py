@@ -8,6 +8,12 @@
 
 A plain mapping keeps a task module an ordinary module, importable and testable without
 forerunner, and one line tells the reader which names it serves.
+
+The worker's token comes from ``--token-file`` or ``$FORERUNNER_TOKEN``, never from a
+flag's value, which ``ps`` would show to every user of the machine; ``--ca-file`` (or
+``$FORERUNNER_CA_FILE``) names the CAs that ``https://`` managers are verified against.
+With ``--processes`` the children only run handlers; the parent alone talks to the
+managers, so neither the token nor the CA file is handed to them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
+from forerunner.credentials import load_token
 from forerunner.errors import ConfigurationError
 from forerunner.logs import add_logging_arguments, configure_from_arguments
 from forerunner.plugins import get_registry
@@ -91,6 +98,21 @@ def add_worker_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "--grace", type=float, default=30.0, metavar="S", help="seconds to finish on stop"
     )
     parser.add_argument("--worker-id", default=None, help="default: host-pid-random")
+    parser.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help="file holding the worker token (default: $FORERUNNER_TOKEN; none: no token sent)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        default=None,
+        metavar="PATH",
+        help=(
+            "PEM file of CAs to trust, beside the system's, for https:// managers "
+            "(default: $FORERUNNER_CA_FILE)"
+        ),
+    )
     add_logging_arguments(parser)
     parser.set_defaults(run=_run_worker)
 
@@ -133,6 +155,8 @@ def _run_worker(args: argparse.Namespace) -> int:
         grace=args.grace,
         processes=args.processes,
         prefetch=args.prefetch,
+        token=load_token(args.token_file),
+        ca_file=args.ca_file,
     )
     load_tasks(worker, args.tasks, registry)
     worker.start(args.manager or ["http://127.0.0.1:2718"])

@@ -18,22 +18,29 @@ dropped. Proxies configured in the environment are not used.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import urllib.parse
 from typing import Final
 
 import attrs
 
-__all__ = ["Answer", "HTTPClient", "RequestFailed"]
+__all__ = ["Answer", "CertificateRejected", "HTTPClient", "RequestFailed"]
 
 #: Longest status line or header line accepted, in bytes.
 MAX_LINE: Final = 65_536
 #: Most header lines accepted in one answer.
 MAX_HEADERS: Final = 100
+#: Seconds :meth:`HTTPClient.aclose` waits for its connections to close.
+CLOSE_WAIT: Final = 1.0
 
 
 class RequestFailed(Exception):
     """No usable answer: the connection failed, timed out, or the answer was not HTTP."""
+
+
+class CertificateRejected(RequestFailed):
+    """The manager's TLS certificate did not verify: no retry will change that."""
 
 
 @attrs.frozen
@@ -66,35 +73,49 @@ class _Connection:
 
 
 class HTTPClient:
-    """POSTs JSON to the managers' URLs over kept-alive HTTP/1.1 connections."""
+    """POSTs JSON to the managers' URLs over kept-alive HTTP/1.1 connections.
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    ``token``, when given, is sent as ``Authorization: Bearer <token>``; it must be
+    printable ASCII without spaces, which :func:`forerunner.credentials.load_token`
+    ensures. ``ssl_context`` verifies ``https://`` managers (default: the system's CAs).
+    """
+
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None = None, token: str | None = None
+    ) -> None:
         from forerunner import __version__  # the package imports this module first
 
+        if token is not None and not _header_safe(token):
+            # A CR or LF in it would let the token write headers of its own.
+            raise ValueError("the token holds spaces or characters a header cannot carry")
         self._ssl = ssl_context
-        self._agent = f"forerunner-worker/{__version__}"
+        self._fixed = (
+            f"User-Agent: forerunner-worker/{__version__}\r\n"
+            + ("" if token is None else f"Authorization: Bearer {token}\r\n")
+            + "Content-Type: application/json\r\nContent-Length: "
+        )
         self._idle: dict[_Origin, list[_Connection]] = {}
-        self._targets: dict[str, tuple[_Origin, str]] = {}
+        #: URL -> its origin and the request head up to the body's length.
+        self._targets: dict[str, tuple[_Origin, bytes]] = {}
+
+    def __repr__(self) -> str:
+        return f"<HTTPClient {len(self._targets)} URL(s)>"
 
     async def post_json(self, url: str, body: bytes, *, timeout: float) -> Answer:
         """POST ``body`` to ``url``; raise :class:`RequestFailed` without an answer."""
-        origin, path = self._target(url)
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {origin.host}:{origin.port}\r\n"
-            f"User-Agent: {self._agent}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode("latin-1")
+        origin, start = self._target(url)
+        request = b"%s%d\r\n\r\n%s" % (start, len(body), body)
         try:
             async with asyncio.timeout(timeout):
                 connection = self._reuse(origin)
                 if connection is not None:
                     try:
-                        return await self._exchange(origin, connection, head + body)
+                        return await self._exchange(origin, connection, request)
                     except _Stale:
                         pass
                 connection = await self._connect(origin)
                 try:
-                    return await self._exchange(origin, connection, head + body)
+                    return await self._exchange(origin, connection, request)
                 except _Stale as stale:
                     raise RequestFailed("the manager closed the connection") from stale
         except TimeoutError as error:
@@ -102,13 +123,22 @@ class HTTPClient:
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for connection in connections:
-                connection.close()
+        closing = [connection for connections in idle.values() for connection in connections]
+        for connection in closing:
+            connection.close()
+        if closing:
+            # A TLS connection closes with an exchange of its own, which needs the loop
+            # to run: without the wait its socket outlives the loop, unclosed.
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT):
+                    await asyncio.gather(
+                        *(connection.writer.wait_closed() for connection in closing),
+                        return_exceptions=True,
+                    )
 
     # Internals
 
-    def _target(self, url: str) -> tuple[_Origin, str]:
+    def _target(self, url: str) -> tuple[_Origin, bytes]:
         known = self._targets.get(url)
         if known is not None:
             return known
@@ -117,7 +147,9 @@ class HTTPClient:
             raise RequestFailed(f"{url!r} is not an http:// or https:// URL")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        target = (_Origin(parts.scheme, parts.hostname, port), path)
+        origin = _Origin(parts.scheme, parts.hostname, port)
+        start = f"POST {path} HTTP/1.1\r\nHost: {origin.host}:{origin.port}\r\n{self._fixed}"
+        target = (origin, start.encode("latin-1"))
         self._targets[url] = target
         return target
 
@@ -138,6 +170,11 @@ class HTTPClient:
             reader, writer = await asyncio.open_connection(
                 origin.host, origin.port, ssl=context, limit=MAX_LINE
             )
+        except ssl.SSLCertVerificationError as error:
+            raise CertificateRejected(
+                f"the certificate of {origin.host}:{origin.port} did not verify: "
+                f"{error.verify_message or error}"
+            ) from error
         except OSError as error:
             raise RequestFailed(
                 f"cannot connect to {origin.host}:{origin.port}: {error}"
@@ -192,6 +229,10 @@ class HTTPClient:
             body = await reader.read()
             keep = False
         return Answer(status, body), keep
+
+
+def _header_safe(value: str) -> bool:
+    return bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -89,7 +89,9 @@ def success(job: Job, result: Any) -> ResultReport:
         return ResultReport(id=job.id, attempt=job.attempt, outcome="succeeded", result=result)
     try:
         msgspec.json.encode(result)
-    except (TypeError, msgspec.EncodeError) as error:
+    except (TypeError, msgspec.EncodeError, RecursionError) as error:
+        # RecursionError: nested about a thousand levels deep, more than any JSON
+        # decoder on the way (the manager's included) takes.
         return not_json(job, result, error)
     return ResultReport(id=job.id, attempt=job.attempt, outcome="succeeded", result=result)
 

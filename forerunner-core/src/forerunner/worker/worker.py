@@ -29,6 +29,21 @@ still carries, since the manager may have claimed it for this worker in that ins
 Jobs still running after the grace period are left to their leases: the manager
 re-queues them when the lease expires. A second signal (or ``stop(force=True)``) stops
 waiting for running jobs: the worker hands over the reports it has and returns.
+
+Every poll carries the worker's token (``Authorization: Bearer``) and a session secret
+the worker makes when it is created. The manager binds the worker id to both at the
+first poll, so no other caller can report, renew or take jobs under this id. A manager
+that answers 401 (no or unknown token) or 403 (a token of another role, or the worker id
+taken by another session) will answer so to every poll: the worker stops at once and
+:meth:`Worker.start` raises :class:`~forerunner.errors.AuthenticationError` or
+:class:`~forerunner.errors.PermissionDenied`. 429 (too many requests in flight) is
+transient: the worker backs off and tries again.
+
+The manager tells in every answer the largest request body it takes (``max_body``). A
+poll whose reports and progress would weigh more carries only the oldest of them that
+fit; the rest go in the polls right after. A single report too big for any poll is
+replaced by a failure of type ``ResultTooLarge``, so the attempt ends (and is retried
+by its job's rules) rather than being resent forever.
 """
 
 from __future__ import annotations
@@ -51,30 +66,41 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import attrs
 import msgspec
 
+from forerunner import credentials
 from forerunner.context import JobContext, running
-from forerunner.errors import ConfigurationError, ForerunnerError, ValidationError
+from forerunner.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ForerunnerError,
+    PermissionDenied,
+    ValidationError,
+)
 from forerunner.wire import (
     MAX_BATCH,
     AttemptRef,
+    ErrorBody,
     PollRequest,
     PollResponse,
     ProgressReport,
     ResultReport,
+    WireError,
     WorkerInfo,
     job_from_wire,
 )
-from forerunner.worker.http import HTTPClient, RequestFailed
+from forerunner.worker.http import CertificateRejected, HTTPClient, RequestFailed
 from forerunner.worker.runner import execute, failure, is_async, success, timed_out
 from forerunner.worker.threads import ThreadRunner
 
 if TYPE_CHECKING:
+    import ssl
+
     from forerunner.handlers import Handler
     from forerunner.model import JSON, Job
     from forerunner.plugins import Registry
     from forerunner.worker.processes import ProcessPool
     from forerunner.worker.threads import Outcome
 
-__all__ = ["Worker", "new_worker_id"]
+__all__ = ["RESULT_TOO_LARGE_ERROR", "Worker", "new_worker_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +135,15 @@ FINAL_FLUSH: Final = 10.0
 FORCED_FLUSH: Final = 2.0
 #: Seconds a stopping worker waits for its open long poll to come back.
 LONG_POLL_END: Final = 5.0
+#: The error type of an attempt whose report alone is bigger than the manager takes.
+RESULT_TOO_LARGE_ERROR: Final = "ResultTooLarge"
+#: The smallest body limit a 413 teaches the worker (the least a manager may set).
+MIN_BODY: Final = 1024
 
 
 _encode: Final = msgspec.json.Encoder().encode
 _decode_answer: Final = msgspec.json.Decoder(PollResponse).decode
+_decode_error: Final = msgspec.json.Decoder(ErrorBody).decode
 
 
 def new_worker_id() -> str:
@@ -147,6 +178,19 @@ class _PollFailed(Exception):
     """A poll got no usable answer; its reports were put back."""
 
 
+class _TooLarge(_PollFailed):
+    """The manager refused the poll's body as too large (413)."""
+
+
+class _Refused(Exception):
+    """The manager refused the worker (401, 403), or its certificate did not verify:
+    every poll would fail so."""
+
+    def __init__(self, error: ForerunnerError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Worker:
     """Runs jobs handed out by one or more managers.
 
@@ -168,6 +212,10 @@ class Worker:
         is on its way, and a long job is never held back where another worker could
         start it. A held job's attempt has begun: it is leased,
         and counted, from the moment the manager hands it out.
+    :param token: the worker token sent to the managers; by default
+        :func:`forerunner.credentials.load_token` (``$FORERUNNER_TOKEN``). Never logged.
+    :param ca_file: a PEM file of CAs to trust, beside the system's, for ``https://``
+        managers; by default ``$FORERUNNER_CA_FILE``. Certificates are always verified.
     """
 
     def __init__(
@@ -179,6 +227,8 @@ class Worker:
         grace: float = 30.0,
         processes: int | None = None,
         prefetch: int | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         if processes is not None:
             if processes < 1:
@@ -204,6 +254,19 @@ class Worker:
         self.processes = processes
         self.worker_id = worker_id or new_worker_id()
         self.grace = grace
+        self._token = credentials.load_token() if token is None else token
+        if self._token is not None and not _header_safe(self._token):
+            raise ValidationError(
+                "the token holds spaces or characters a header cannot carry", field="token"
+            )
+        self._ca_file = ca_file
+        #: Built now when a CA file is named, so that a wrong path fails here, not later.
+        self._ssl: ssl.SSLContext | None = (
+            credentials.ssl_context(ca_file) if ca_file is not None else None
+        )
+        #: Proves to the manager that a poll under this worker id comes from this worker;
+        #: made once per worker, so a worker started again keeps its binding.
+        self._session = secrets.token_urlsafe(32)
         self._registry = registry
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
@@ -266,6 +329,11 @@ class Worker:
         """Run jobs from ``manager_url`` (or several, tried in turn) until :meth:`stop`.
 
         Blocks. Started in the main thread, SIGTERM and SIGINT stop it gracefully.
+        Raises :class:`~forerunner.errors.AuthenticationError` when a manager does not
+        know the token, :class:`~forerunner.errors.PermissionDenied` when it is not a
+        worker token or the worker id is taken, and
+        :class:`~forerunner.errors.ConfigurationError` when a manager's certificate does
+        not verify: no retry would change those, so the worker stops at once.
         """
         urls = [manager_url] if isinstance(manager_url, str) else list(manager_url)
         if not urls:
@@ -312,7 +380,7 @@ class Worker:
         signals = self._install_signal_handlers(loop)
         session: _Session | None = None
         try:
-            http = HTTPClient()
+            http = HTTPClient(ssl_context=self._ssl_context(urls), token=self._token)
             try:
                 session = _Session(self, urls, http, pool=pool, stopping=stopping, forced=forced)
                 self._state = session
@@ -330,6 +398,13 @@ class Worker:
                 self._loop = self._stopping = self._forced = None
                 self._state = None
                 self._stop_requested = self._force_requested = False
+        if session is not None and session.refused is not None:
+            raise session.refused
+
+    def _ssl_context(self, urls: list[str]) -> ssl.SSLContext | None:
+        if self._ssl is None and any(url.startswith("https:") for url in urls):
+            self._ssl = credentials.ssl_context(self._ca_file)
+        return self._ssl
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
         if threading.current_thread() is not threading.main_thread():
@@ -415,6 +490,12 @@ class _Session:
         #: As if a renewal just fell due, so the first poll introduces the worker.
         self.last_renewed = time.monotonic() - RENEW_EVERY
         self.failures = 0
+        #: The largest poll body the manager takes, as its last answer said (None: no
+        #: limit known), and the least a 413 answer taught (proxies may take less).
+        self.max_body: int | None = None
+        self.learned_max_body: int | None = None
+        #: Why the manager refused this worker; set once, and the worker stops.
+        self.refused: ForerunnerError | None = None
         self.info = WorkerInfo(
             host=socket.gethostname()[:255], pid=os.getpid(), concurrency=worker.concurrency
         )
@@ -426,7 +507,7 @@ class _Session:
         await asyncio.wait({stop, fetcher, flusher}, return_when="FIRST_COMPLETED")
         stop.cancel()
         crashed = next((task for task in (fetcher, flusher) if task.done()), None)
-        if crashed is not None:
+        if crashed is not None and self.refused is None:
             # Only a bug ends a loop; stop as if asked, so running jobs still report.
             logger.error(
                 "worker %r: %s ended unexpectedly; stopping",
@@ -473,7 +554,7 @@ class _Session:
         return int(min(PREFETCH_MAX, max(concurrency, wanted)))
 
     async def _fetch_loop(self) -> None:
-        while True:
+        while self.refused is None:
             free = (
                 0
                 if self.stopping.is_set()
@@ -499,7 +580,7 @@ class _Session:
                 await self._poll_or_back_off(0, 0.0)
 
     async def _flush_loop(self) -> None:
-        while True:
+        while self.refused is None:
             await self.flush_needed.wait()
             self.flush_needed.clear()
             if not self.reports:
@@ -517,8 +598,13 @@ class _Session:
     async def _poll_or_back_off(
         self, capacity: int, wait: float, *, stopping: bool = False
     ) -> bool:
+        if self.refused is not None:
+            return False
         try:
             await self._poll(capacity, wait, stopping=stopping)
+        except _Refused as refused:
+            self._refuse(refused.error)
+            return False
         except _PollFailed:
             if self.stopping.is_set() and (capacity > 0 or stopping):
                 return False
@@ -563,11 +649,21 @@ class _Session:
             # Who this worker is rides with the renewals, about once a second, so the
             # operator's view survives a manager restart without costing every poll.
             info=self.info if renewing else None,
+            session=self.worker._session,
         )
+        encoded = _encode(request)
+        limit = self._body_limit()
+        if limit is not None and len(encoded) > limit and (reports or progress):
+            request, reports, progress = self._fit(request, limit)
+            encoded = _encode(request)
         url = self.urls[self.url_index]
         answer: PollResponse | None = None
         try:
-            answer = await self._send(url, request)
+            answer = await self._send(url, encoded, wait)
+        except _TooLarge:
+            if reports or progress:
+                self.learned_max_body = max(MIN_BODY, len(encoded) // 2)
+            raise
         finally:
             if answer is None:
                 self.reports[:0] = reports
@@ -576,35 +672,177 @@ class _Session:
                 if renewing:
                     self.last_renewed = renewed_before
         self.lease = answer.lease_seconds
+        self.max_body = answer.max_body
         for job_id in answer.abandon:
             self._abandon(job_id)
         for body in answer.jobs:
             self._start(job_from_wire(body))
 
-    async def _send(self, url: str, request: PollRequest) -> PollResponse:
+    async def _send(self, url: str, body: bytes, wait: float) -> PollResponse:
         """POST one poll and decode the answer."""
         try:
             answer = await self.http.post_json(
-                f"{url}/v1/workers/poll",
-                _encode(request),
-                timeout=request.wait + REQUEST_SLACK,
+                f"{url}/v1/workers/poll", body, timeout=wait + REQUEST_SLACK
             )
+        except CertificateRejected as error:
+            raise _Refused(
+                ConfigurationError(
+                    f"cannot poll {url}: {error}. If the manager's certificate comes from a "
+                    "private CA, name the CA's PEM file with --ca-file or FORERUNNER_CA_FILE"
+                )
+            ) from error
         except RequestFailed as error:
             logger.warning("poll of %s failed: %s", url, error, extra={"action": "poll_failed"})
             raise _PollFailed(str(error)) from error
-        if answer.status != 200:
-            logger.warning(
-                "poll of %s answered %d: %s",
-                url,
-                answer.status,
-                answer.body[:300].decode("utf-8", "replace"),
-                extra={"action": "poll_failed"},
+        if answer.status == 200:
+            try:
+                return _decode_answer(answer.body)
+            except msgspec.DecodeError as error:
+                raise _PollFailed(f"bad poll answer: {error}") from error
+        if answer.status in (401, 403):
+            raise _Refused(self._refusal(url, answer.status, answer.body))
+        logger.warning(
+            "poll of %s answered %d: %s",
+            url,
+            answer.status,
+            answer.body[:300].decode("utf-8", "replace"),
+            extra={"action": "poll_failed"},
+        )
+        if answer.status == 413:
+            raise _TooLarge(f"a body of {len(body)} bytes is too large")
+        raise _PollFailed(f"status {answer.status}")
+
+    def _refusal(
+        self, url: str, status: int, body: bytes
+    ) -> AuthenticationError | PermissionDenied:
+        """The error :meth:`Worker.start` raises for a 401 or 403 answer to a poll."""
+        code, message = "", ""
+        with contextlib.suppress(msgspec.DecodeError):
+            detail = _decode_error(body).error
+            code, message = detail.code, detail.message
+        worker_id = self.worker.worker_id
+        if status == 401:
+            sent = "no token" if self.worker._token is None else "a token it does not know"
+            return AuthenticationError(
+                f"the manager at {url} refused worker {worker_id!r}: it sent {sent}. Give the "
+                "worker a worker token in FORERUNNER_TOKEN or in a file named by --token-file"
             )
-            raise _PollFailed(f"status {answer.status}")
-        try:
-            return _decode_answer(answer.body)
-        except msgspec.DecodeError as error:
-            raise _PollFailed(f"bad poll answer: {error}") from error
+        if code == "worker_taken":
+            return PermissionDenied(
+                f"the manager at {url} refused worker {worker_id!r}: another worker (another "
+                "token or session) is polling under that id. Give each worker its own "
+                "--worker-id, or leave the default; the manager frees an id once it has not "
+                f"polled for twice the lease. The manager said: {message}"
+            )
+        if code == "forbidden":
+            return PermissionDenied(
+                f"the manager at {url} refused worker {worker_id!r}: its token is not a worker "
+                "token, and only a worker token may poll for jobs. Give the worker a worker "
+                "token in FORERUNNER_TOKEN or in a file named by --token-file"
+            )
+        return PermissionDenied(
+            f"the manager at {url} refused worker {worker_id!r} (403 {code or 'forbidden'}): "
+            f"{message or body[:300].decode('utf-8', 'replace')}"
+        )
+
+    def _refuse(self, error: ForerunnerError) -> None:
+        """Stop now: the manager will refuse every poll, so no report can be handed over."""
+        if self.refused is None:
+            self.refused = error
+            logger.error(
+                "worker %r stops: %s",
+                self.worker.worker_id,
+                error,
+                extra={"action": "worker_refused"},
+            )
+        self.stopping.set()
+        self.forced.set()
+
+    # Fitting a poll under the manager's body limit
+
+    def _body_limit(self) -> int | None:
+        told, learned = self.max_body, self.learned_max_body
+        if told is None:
+            return learned
+        return told if learned is None else min(told, learned)
+
+    def _fit(
+        self, request: PollRequest, limit: int
+    ) -> tuple[PollRequest, list[ResultReport], list[ProgressReport]]:
+        """The poll cut to the reports and progress that fit in ``limit`` bytes.
+
+        Reports go first and oldest first, then progress; what does not fit goes back to
+        the lists for the polls right after. A report (or progress value) that would not
+        fit even alone in a poll that carries nothing else is replaced by a
+        ``ResultTooLarge`` failure (progress: dropped), so it is not resent forever.
+        """
+        bare = msgspec.structs.replace(request, reports=[], progress=[])
+        alone = msgspec.structs.replace(
+            bare, running=[], info=None, capacity=0, wait=0.0, stopping=False
+        )
+        # Each item adds its own bytes and a comma.
+        room = limit - len(_encode(bare))
+        room_alone = limit - len(_encode(alone))
+        reports: list[ResultReport] = []
+        deferred: list[ResultReport] = []
+        for original in request.reports:
+            report = original
+            size = len(_encode(report)) + 1
+            if size > room_alone:
+                report = self._too_large(report, size - 1, limit)
+                size = len(_encode(report)) + 1
+            if size <= room:
+                reports.append(report)
+                room -= size
+            else:
+                deferred.append(report)
+        progress: list[ProgressReport] = []
+        for item in request.progress:
+            size = len(_encode(item)) + 1
+            if size > room_alone:
+                logger.warning(
+                    "job %r reported progress of %d bytes as JSON, more than the manager takes "
+                    "in a request (%d bytes); dropped",
+                    item.id,
+                    size - 1,
+                    limit,
+                    extra={"action": "progress_dropped", "job_id": item.id},
+                )
+            elif size <= room:
+                progress.append(item)
+                room -= size
+            else:
+                self.progress.setdefault(item.id, item)
+        self.reports[:0] = deferred
+        if deferred or self.progress:
+            self.flush_needed.set()
+            self.report_ready.set()
+        return msgspec.structs.replace(bare, reports=reports, progress=progress), reports, progress
+
+    def _too_large(self, report: ResultReport, size: int, limit: int) -> ResultReport:
+        logger.warning(
+            "the report of job %r attempt %d is %d bytes as JSON, more than the manager takes "
+            "in a request (%d bytes); reported as %s instead",
+            report.id,
+            report.attempt,
+            size,
+            limit,
+            RESULT_TOO_LARGE_ERROR,
+            extra={"action": "result_too_large", "job_id": report.id},
+        )
+        return ResultReport(
+            id=report.id,
+            attempt=report.attempt,
+            outcome="failed",
+            error=WireError(
+                type=RESULT_TOO_LARGE_ERROR,
+                message=(
+                    f"the {'result' if report.outcome == 'succeeded' else 'error report'} of "
+                    f"job {report.id!r} attempt {report.attempt} is {size} bytes as JSON, more "
+                    f"than the manager takes in one request ({limit} bytes)"
+                ),
+            ),
+        )
 
     # Jobs
 
@@ -860,7 +1098,9 @@ class _Session:
 
     async def _final_flush(self) -> None:
         deadline = time.monotonic() + (FORCED_FLUSH if self.forced.is_set() else FINAL_FLUSH)
-        while (self.reports or self.progress) and time.monotonic() < deadline:
+        while (
+            (self.reports or self.progress) and self.refused is None and time.monotonic() < deadline
+        ):
             await self._poll_or_back_off(0, 0.0)
         for report in self.reports:
             logger.error(
@@ -871,3 +1111,7 @@ class _Session:
                 report.attempt,
                 extra={"action": "report_lost", "job_id": report.id},
             )
+
+
+def _header_safe(token: str) -> bool:
+    return bool(token) and token.isascii() and token.isprintable() and " " not in token

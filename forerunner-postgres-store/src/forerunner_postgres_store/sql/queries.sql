@@ -126,23 +126,29 @@ WHERE id = ANY(%(ids)b::text[]) AND (state || '') = 'running' AND worker = %(wor
 RETURNING id;
 
 -- name: record_progress
+-- Fenced by attempt and, when a worker is given, by the worker holding it.
 UPDATE forerunner_jobs
 SET progress = %(progress)s::json
-WHERE id = %(id)s AND state = 'running' AND attempt = %(attempt)s;
+WHERE id = %(id)s AND state = 'running' AND attempt = %(attempt)s
+  AND (%(worker)s::text IS NULL OR worker = %(worker)s::text);
 
 -- name: finish_jobs
--- Fenced: a report applies only to a job running the report's attempt. The caller
--- keeps one report per (job_id, attempt), so each job joins at most one report.
+-- Fenced: a report applies only to a job running the report's attempt, for the
+-- report's worker when it names one. The caller sends only the reports that could
+-- still apply after the earlier ones (forerunner/backends/reports.py), so each job
+-- joins at most one report: a report naming no worker that follows reports naming
+-- workers (contested) applies only if none of those workers holds the attempt.
 -- succeeded: result, no error, finished_at. failed: the report's error, finished_at.
 -- queued or scheduled: run_at from the report, its error if it has one, else the
 -- job's. Every outcome leaves running, so the lease goes.
 WITH report AS (
     SELECT *
     FROM unnest(
-        %(job_id)b::text[], %(attempt)b::integer[], %(state)b::text[],
+        %(job_id)b::text[], %(attempt)b::integer[], %(worker)b::text[],
+        %(contested)b::boolean[], %(state)b::text[],
         %(now)b::timestamptz[], %(result)b::json[], %(error)b::json[],
         %(run_at)b::timestamptz[]
-    ) AS report (job_id, attempt, state, now, result, error, run_at)
+    ) AS report (job_id, attempt, worker, contested, state, now, result, error, run_at)
 )
 UPDATE forerunner_jobs AS job
 SET state = report.state,
@@ -165,6 +171,15 @@ FROM report
 WHERE job.id = report.job_id
   AND (job.state || '') = 'running'
   AND job.attempt = report.attempt
+  AND (
+    job.worker = report.worker
+    OR (report.worker IS NULL AND (NOT report.contested OR NOT EXISTS (
+        SELECT 1 FROM report AS named
+        WHERE named.job_id = report.job_id
+          AND named.attempt = report.attempt
+          AND named.worker = job.worker
+    )))
+  )
 RETURNING job.*;
 
 -- name: reclaim_jobs

@@ -24,6 +24,8 @@ CREATE TEMP TABLE IF NOT EXISTS forerunner_reports (
     position INTEGER PRIMARY KEY,
     job_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
+    worker TEXT,
+    contested INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL,
     now INTEGER NOT NULL,
     result TEXT,
@@ -65,9 +67,10 @@ DELETE FROM temp.forerunner_reports;
 
 -- name: fill_reports
 INSERT INTO temp.forerunner_reports (
-    job_id, attempt, state, now, result, error_type, error_message, error_traceback, run_at
+    job_id, attempt, worker, contested, state, now, result,
+    error_type, error_message, error_traceback, run_at
 ) VALUES (
-    :job_id, :attempt, :state, :now, :result,
+    :job_id, :attempt, :worker, :contested, :state, :now, :result,
     :error_type, :error_message, :error_traceback, :run_at
 );
 
@@ -118,13 +121,18 @@ WHERE state = 'running'
 RETURNING id;
 
 -- name: record_progress
+-- Fenced by attempt and, when :worker is given, by the worker holding it.
 UPDATE forerunner_jobs
 SET progress = :progress
-WHERE id = :id AND state = 'running' AND attempt = :attempt;
+WHERE id = :id AND state = 'running' AND attempt = :attempt
+  AND (:worker IS NULL OR worker = :worker);
 
 -- name: finish_jobs
--- Fenced: a report applies only to a job running the report's attempt. The caller
--- keeps one report per (job_id, attempt), so each job joins at most one report. The
+-- Fenced: a report applies only to a job running the report's attempt, for the
+-- report's worker when it names one. The caller sends only the reports that could
+-- still apply after the earlier ones (forerunner/backends/reports.py), so each job
+-- joins at most one report: a report naming no worker that follows reports naming
+-- workers (contested) applies only if none of those workers holds the attempt. The
 -- unary + keeps the planner off the state index: it must look each report's job up by
 -- id rather than scan every running job.
 -- succeeded: result, no error, finished_at. failed: the report's error, finished_at.
@@ -162,6 +170,15 @@ FROM temp.forerunner_reports AS report
 WHERE job.id = report.job_id
   AND +job.state = 'running'
   AND +job.attempt = report.attempt
+  AND (
+    +job.worker = report.worker
+    OR (report.worker IS NULL AND (NOT report.contested OR NOT EXISTS (
+        SELECT 1 FROM temp.forerunner_reports AS named
+        WHERE named.job_id = report.job_id
+          AND named.attempt = report.attempt
+          AND named.worker = job.worker
+    )))
+  )
 RETURNING *;
 
 -- name: expired_leases

@@ -4,15 +4,21 @@
 //
 // Navigation is by "#/..." hashes, so the server serves one page at one path, and every
 // request the page makes is relative to it: the dashboard works under any path prefix.
+//
+// A manager that asks for tokens (GET v1/session says so) first gets the sign-in form
+// (signin.js); the pages appear once the tab holds a client or admin token, and any 401
+// later sends the tab back to the form. A client token sees what an admin sees but no
+// action, as in read-only mode.
 
-import { api } from "./api.js";
-import { dialogOpen } from "./dialog.js";
+import { api, onUnauthorized, token } from "./api.js";
+import { closeDialog, dialogOpen } from "./dialog.js";
 import { formatTime, h, replaceChildren } from "./dom.js";
 import * as actionsPage from "./pages/actions.js";
 import * as jobPage from "./pages/job.js";
 import * as jobsPage from "./pages/jobs.js";
 import * as overviewPage from "./pages/overview.js";
 import * as workersPage from "./pages/workers.js";
+import { showSignIn, WORKER_REFUSED } from "./signin.js";
 
 // Seconds between two refreshes of the current page (and of the overview behind it).
 const REFRESH_MS = 3000;
@@ -26,6 +32,10 @@ const ROUTES = [
 ];
 
 const state = {
+  // GET v1/session's answer: { auth, role, read_only }; null until it came.
+  session: null,
+  // Whether the pages show (rather than the sign-in form) and refresh.
+  signedIn: false,
   overview: null,
   readOnly: false,
   connected: null,
@@ -70,7 +80,7 @@ function setConnection(connected, detail) {
   const text = document.getElementById("connection-text");
   wrap.classList.toggle("offline", !connected);
   if (connected) {
-    const mode = state.readOnly ? " · read-only" : "";
+    const mode = readOnlyReason() === "manager" ? " · read-only" : "";
     const version = state.overview?.version ? `v${state.overview.version} · ` : "";
     text.textContent = `${version}updated ${formatTime(new Date().toISOString()).slice(11)}${mode}`;
   } else {
@@ -85,22 +95,35 @@ function setConnection(connected, detail) {
   state.connected = connected;
 }
 
-function applyReadOnly(readOnly) {
+// Why the dashboard offers no action: "manager" (it runs --read-only), "role" (this
+// tab's token is a client's), or null when it offers them.
+function readOnlyReason() {
+  if (state.overview?.read_only || state.session?.read_only) return "manager";
+  if (state.session?.auth && state.session.role !== "admin") return "role";
+  return null;
+}
+
+function applyReadOnly() {
+  const readOnly = readOnlyReason() !== null;
+  const changed = state.readOnly !== readOnly;
   state.readOnly = readOnly;
   document.body.classList.toggle("read-only", readOnly);
   for (const node of document.querySelectorAll("[data-requires-write]")) node.hidden = readOnly;
+  return changed;
 }
 
 async function loadOverview() {
   try {
     const overview = await api.overview();
-    const changed = state.readOnly !== Boolean(overview.read_only);
+    // Signed out while the answer was on its way: the header says so, and stays.
+    if (!state.signedIn) return false;
     state.overview = overview;
-    applyReadOnly(Boolean(overview.read_only));
+    const changed = applyReadOnly();
     setConnection(true);
     return changed;
   } catch (error) {
-    setConnection(false, error.describe ? error.describe() : String(error));
+    // A 401 has already sent the tab to the sign-in form.
+    if (error.status !== 401 && state.signedIn) setConnection(false, error.describe ? error.describe() : String(error));
     return false;
   }
 }
@@ -112,6 +135,8 @@ function context(route, params, abort) {
     main: document.getElementById("main"),
     overview: () => state.overview,
     readOnly: () => state.readOnly,
+    readOnlyReason,
+    session: () => state.session,
     announce,
     alert: showAlert,
     navigate: (hash) => {
@@ -184,7 +209,7 @@ async function refreshPage(current) {
   try {
     await current.controller.refresh(state.overview);
   } catch (error) {
-    if (error.name === "AbortError" || current.abort.signal.aborted) return;
+    if (error.name === "AbortError" || current.abort.signal.aborted || error.status === 401) return;
     if (error.status === 0) setConnection(false, error.describe());
     else showAlert(error.describe ? error.describe() : String(error));
   }
@@ -194,6 +219,7 @@ async function refreshPage(current) {
 }
 
 async function tick() {
+  if (!state.signedIn) return;
   // A refresh asked for during another (after an action) runs right after it, so the
   // page shows the action's effect without waiting for the next period.
   if (state.ticking) {
@@ -220,8 +246,83 @@ async function tick() {
 
 function schedule() {
   window.clearTimeout(state.timer);
-  if (document.visibilityState === "hidden") return;
+  if (!state.signedIn || document.visibilityState === "hidden") return;
   state.timer = window.setTimeout(tick, REFRESH_MS);
+}
+
+function showAccount() {
+  const signedIn = state.signedIn && Boolean(state.session?.auth);
+  document.getElementById("account").hidden = !signedIn;
+  document.getElementById("nav").hidden = !state.signedIn;
+  const role = state.session?.role;
+  document.getElementById("account-role").textContent = signedIn
+    ? `Signed in as ${role}${role === "admin" ? "" : " (view only)"}`
+    : "";
+}
+
+// The pages, for a session that may open them; `moveFocus` after a sign-in.
+async function enter(session, { moveFocus }) {
+  state.session = session;
+  state.signedIn = true;
+  state.overview = null;
+  state.connected = null;
+  document.getElementById("connection").classList.remove("signed-out");
+  applyReadOnly();
+  showAccount();
+  await loadOverview();
+  if (!state.signedIn) return;
+  // Rendered pages are inert until the first route, so a test or a person never sees
+  // action buttons before the read-only mode is known.
+  await route({ moveFocus, force: true });
+  schedule();
+}
+
+// Back to the sign-in form, forgetting the token and stopping every refresh.
+function leave(message) {
+  token.clear();
+  state.signedIn = false;
+  window.clearTimeout(state.timer);
+  if (state.current) state.current.abort.abort();
+  state.current = null;
+  state.overview = null;
+  closeDialog();
+  showAlert("");
+  showAccount();
+  const wrap = document.getElementById("connection");
+  wrap.classList.remove("offline");
+  wrap.classList.add("signed-out");
+  document.getElementById("connection-text").textContent = "Signed out";
+  highlightNav(null);
+  document.title = "Sign in · forerunner";
+  showSignIn({
+    main: document.getElementById("main"),
+    message,
+    onSignedIn: (session) => enter(session, { moveFocus: true }),
+  });
+}
+
+// What GET v1/session says of this tab's token: the pages, or the sign-in form and why.
+async function begin() {
+  const held = token.get();
+  let session;
+  try {
+    session = await api.session({ bearer: held ?? "" });
+  } catch (error) {
+    if (error.status === 401) {
+      leave(held ? { error: "The manager no longer accepts this tab's token. Sign in again." } : null);
+      return;
+    }
+    // No answer (a manager too old to have v1/session, or none at all): show the pages
+    // as before; a 401 from any later call still brings the sign-in form.
+    session = { auth: false, role: null, read_only: false };
+  }
+  if (session.auth && session.role === "worker") {
+    leave({ error: WORKER_REFUSED });
+  } else if (session.auth && !session.role) {
+    leave(held ? { error: "The manager no longer accepts this tab's token. Sign in again." } : null);
+  } else {
+    await enter(session, { moveFocus: false });
+  }
 }
 
 async function start() {
@@ -230,19 +331,22 @@ async function start() {
     document.getElementById("main").focus();
   });
   window.addEventListener("hashchange", () => {
-    if (location.hash === "#main") return;
+    if (location.hash === "#main" || !state.signedIn) return;
     route({ moveFocus: true });
   });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") tick();
     else window.clearTimeout(state.timer);
   });
-  await loadOverview();
-  // Rendered pages are inert until the first route, so a test or a person never sees
-  // action buttons before the read-only mode is known.
-  await route({ moveFocus: false });
+  document.getElementById("sign-out").addEventListener("click", () => {
+    leave({ status: "You signed out. The token is no longer kept in this tab." });
+  });
+  onUnauthorized((error) => {
+    if (!state.signedIn) return;
+    leave({ error: `The manager no longer accepts this tab's token (${error.describe()}). Sign in again.` });
+  });
+  await begin();
   document.body.dataset.ready = "true";
-  schedule();
 }
 
 start();

@@ -50,3 +50,9 @@ export function confirmAction({ title, body, confirmLabel, cancelLabel = "Go bac
 export function dialogOpen() {
   return document.getElementById("confirm-dialog").open;
 }
+
+// Declines an open confirmation: the tab is leaving the pages (its token was refused).
+export function closeDialog() {
+  const dialog = document.getElementById("confirm-dialog");
+  if (dialog.open) dialog.close("cancel");
+}

@@ -1,6 +1,7 @@
 // Actions: bulk retry (POST v1/jobs/retry), purge (POST v1/jobs/purge), and cancel or
 // retry one job by id. Each asks for confirmation first and shows the manager's answer
-// next to its form. A read-only manager gets no forms at all, only the reason.
+// next to its form. A read-only manager, or a tab signed in with a client token, gets no
+// forms at all, only the reason.
 
 import { h, plural, replaceChildren, section, uniqueId } from "../dom.js";
 import { cancelJob, purge, retryJob, retryMany } from "../operations.js";
@@ -183,7 +184,9 @@ export function mount(ctx) {
       h(
         "p",
         { class: "notice" },
-        "This manager runs read-only (--read-only): it refuses to cancel, retry or purge jobs, so the dashboard offers no actions. Reading and submitting still work.",
+        ctx.readOnlyReason() === "role"
+          ? "You are signed in with a client token: it may read and submit jobs, not cancel, retry or purge them, so the dashboard offers no actions. Sign in with an admin token to act."
+          : "This manager runs read-only (--read-only): it refuses to cancel, retry or purge jobs, so the dashboard offers no actions. Reading and submitting still work.",
       ),
     );
     return { title: "Actions", refresh: async () => {} };

@@ -186,7 +186,12 @@ function queueTable(overview) {
   ];
 }
 
-function managerFacts(overview) {
+function access(session) {
+  if (!session?.auth) return "open: the manager asks for no token";
+  return `token required; this tab is signed in as ${session.role}`;
+}
+
+function managerFacts(overview, session) {
   const fact = (label, value) => h("div", {}, h("dt", {}, label), h("dd", {}, value));
   return h(
     "dl",
@@ -198,6 +203,7 @@ function managerFacts(overview) {
       "Mode",
       overview.read_only ? "read-only: cancel, retry and purge are refused" : "read and write",
     ),
+    fact("Access", access(session)),
   );
 }
 
@@ -242,7 +248,7 @@ export function mount(ctx) {
       renderThroughput(chartBox, overview.throughput);
       patch(countsBox, countsTable(overview));
       patch(queueBox, ...queueTable(overview));
-      patch(managerBox, managerFacts(overview));
+      patch(managerBox, managerFacts(overview, ctx.session()));
     },
   };
 }

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
@@ -36,7 +36,6 @@ from forerunner.manager.history import BUCKET_SECONDS
 from forerunner.manager.limits import DEFAULT_LIMITS, Limits
 from forerunner.manager.metrics import CONTENT_TYPE, Metrics
 from forerunner.manager.openapi import MAX_JOB_WAIT, openapi_document
-from forerunner.manager.protocol import BodyLimits
 from forerunner.manager.service import utc_now
 from forerunner.model import JobState
 from forerunner.urls import mask_password
@@ -338,6 +337,11 @@ def _guard(
             return _error_response(ErrorDetail("not_found", error.message))
         except InvalidTransition as error:
             return _error_response(ErrorDetail("invalid_transition", error.message))
+        except ClientDisconnect:
+            # The client went before its body arrived, or the protocol cut it off for
+            # breaking a limit and answered it already: nothing was changed, and no one
+            # is left to answer.
+            return Response(status_code=400)
         except BackendError as error:
             logger.warning("backend failed: %s", error, extra={"action": "backend_error"})
             return _error_response(ErrorDetail("unavailable", error.message))
@@ -736,11 +740,7 @@ def create_app(
     ]
     if dashboard:
         routes += forerunner_dashboard.routes()
-    return Starlette(
-        routes=routes,
-        lifespan=api.lifespan,
-        middleware=[Middleware(BodyLimits, limits=limits)],
-    )
+    return Starlette(routes=routes, lifespan=api.lifespan)
 
 
 def _describe(backend: object) -> str:

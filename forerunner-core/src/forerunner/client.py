@@ -45,7 +45,7 @@ import attrs
 import httpx
 import msgspec
 
-from forerunner.credentials import CA_FILE_ENV, TOKEN_ENV, load_token, ssl_context
+from forerunner.credentials import CA_FILE_ENV, TOKEN_ENV, header_safe, load_token, ssl_context
 from forerunner.errors import (
     AuthenticationError,
     BackendError,
@@ -392,11 +392,7 @@ def _auth_headers(token: str | None) -> dict[str, str]:
     """The header that carries ``token``, or ``$FORERUNNER_TOKEN`` when none is given."""
     if token is None:
         token = load_token()
-    elif (
-        not token
-        or not token.isascii()
-        or any(ch.isspace() or not ch.isprintable() for ch in token)
-    ):
+    elif not header_safe(token):
         raise ConfigurationError(
             "the token given is empty or holds spaces or characters a header cannot carry"
         )

@@ -15,7 +15,7 @@ from typing import Final
 
 from forerunner.errors import ConfigurationError
 
-__all__ = ["CA_FILE_ENV", "TOKEN_ENV", "load_token", "ssl_context"]
+__all__ = ["CA_FILE_ENV", "TOKEN_ENV", "header_safe", "load_token", "ssl_context"]
 
 #: The environment variable a caller's token is read from.
 TOKEN_ENV: Final = "FORERUNNER_TOKEN"
@@ -49,8 +49,16 @@ def load_token(token_file: str | None = None) -> str | None:
     return _checked(token, TOKEN_ENV)
 
 
+def header_safe(token: str) -> bool:
+    """Whether ``token`` can follow ``Bearer`` in a header: one word of printable ASCII.
+
+    A token with a line break in it would add headers of its own to every request.
+    """
+    return bool(token) and token.isascii() and token.isprintable() and " " not in token
+
+
 def _checked(token: str, source: str) -> str:
-    if any(ch.isspace() or not ch.isprintable() for ch in token) or not token.isascii():
+    if not header_safe(token):
         raise ConfigurationError(
             f"the token in {source} holds spaces or characters a header cannot carry"
         )

@@ -25,6 +25,8 @@ from typing import Final
 
 import attrs
 
+from forerunner.credentials import header_safe
+
 __all__ = ["Answer", "CertificateRejected", "HTTPClient", "RequestFailed"]
 
 #: Longest status line or header line accepted, in bytes.
@@ -85,7 +87,7 @@ class HTTPClient:
     ) -> None:
         from forerunner import __version__  # the package imports this module first
 
-        if token is not None and not _header_safe(token):
+        if token is not None and not header_safe(token):
             # A CR or LF in it would let the token write headers of its own.
             raise ValueError("the token holds spaces or characters a header cannot carry")
         self._ssl = ssl_context
@@ -229,10 +231,6 @@ class HTTPClient:
             body = await reader.read()
             keep = False
         return Answer(status, body), keep
-
-
-def _header_safe(value: str) -> bool:
-    return bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -255,7 +255,7 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.grace = grace
         self._token = credentials.load_token() if token is None else token
-        if self._token is not None and not _header_safe(self._token):
+        if self._token is not None and not credentials.header_safe(self._token):
             raise ValidationError(
                 "the token holds spaces or characters a header cannot carry", field="token"
             )
@@ -1111,7 +1111,3 @@ class _Session:
                 report.attempt,
                 extra={"action": "report_lost", "job_id": report.id},
             )
-
-
-def _header_safe(token: str) -> bool:
-    return bool(token) and token.isascii() and token.isprintable() and " " not in token
